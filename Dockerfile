@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+# Build stage: build a wheel and install it with its dependencies into a virtualenv.
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+RUN python -m venv /opt/harvester
+COPY pyproject.toml README.md ./
+COPY harvester ./harvester
+COPY migrations ./migrations
+RUN /opt/harvester/bin/pip install ".[postgres]"
+
+# Runtime stage: the virtualenv only, run as an unprivileged user.
+FROM python:3.11-slim-bookworm
+LABEL org.opencontainers.image.title="harvester" \
+      org.opencontainers.image.description="Ships finished Jenkins builds to an SEI custom CI/CD webhook"
+RUN groupadd --system --gid 10001 harvester \
+ && useradd --system --uid 10001 --gid harvester --home-dir /var/lib/harvester --shell /usr/sbin/nologin harvester \
+ && mkdir -p /var/lib/harvester /etc/harvester \
+ && chown harvester:harvester /var/lib/harvester
+COPY --from=build /opt/harvester /opt/harvester
+ENV PATH=/opt/harvester/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    HARVESTER_CONFIG=/etc/harvester/config.yaml \
+    HARVESTER_LEDGER__URL=sqlite:////var/lib/harvester/harvester.db \
+    HARVESTER_SERVER__LISTEN=0.0.0.0:9465
+WORKDIR /var/lib/harvester
+VOLUME ["/var/lib/harvester"]
+EXPOSE 9465
+USER 10001:10001
+# /healthz answers 200 while the last cycle succeeded within three intervals.
+HEALTHCHECK --interval=60s --timeout=5s --start-period=120s --retries=3 \
+  CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:9465/healthz', timeout=4).status == 200 else 1)"]
+ENTRYPOINT ["harvester"]
+CMD ["run"]

@@ -1,0 +1,3 @@
+from harvester.cli import entry_point
+
+entry_point()

@@ -1,0 +1,288 @@
+"""Configuration (CONTRACT §3): one YAML file, overridden key by key from ``HARVESTER_<SECTION>__<KEY>``.
+
+Loading never raises anything but :class:`~harvester.errors.ConfigError`, whose message names the
+field path (``sei.instance_guid: not a valid UUID``), so the CLI can exit 2 with a useful line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from harvester.errors import ConfigError
+from harvester.timeparse import parse_duration
+
+DEFAULT_CONFIG_PATH = Path("config.yaml")
+CONFIG_PATH_ENV = "HARVESTER_CONFIG"
+
+DEFAULT_RESULT_MAP = {
+    "SUCCESS": "success",
+    "UNSTABLE": "failure",
+    "FAILURE": "failure",
+    "ABORTED": "failure",
+    "NOT_BUILT": "failure",
+}
+DEFAULT_REDACT = ["*PASSWORD*", "*PASSWD*", "*SECRET*", "*TOKEN*", "*API_KEY*", "*CREDENTIAL*"]
+
+
+class _Section(BaseModel):
+    # Unknown keys are an error (CONTRACT §3): a typo must not silently fall back to a default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _read_secret(value: SecretStr | None, file: Path | None, name: str) -> SecretStr:
+    if value is not None and file is not None:
+        raise ValueError(f"{name}: set either {name} or {name}_file, not both")
+    if file is not None:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"{name}_file: {file} cannot be read ({exc.strerror})") from None
+        # Secret files written by `echo` or Kubernetes often end in a newline that is not part of it.
+        value = SecretStr(text.rstrip("\r\n"))
+    if value is None or not value.get_secret_value():
+        raise ValueError(f"{name}: required; set {name} or {name}_file")
+    return value
+
+
+class JenkinsConfig(_Section):
+    url: str
+    username: str
+    api_token: SecretStr | None = None
+    api_token_file: Path | None = None
+    verify_tls: bool | Path = True
+    timeout_seconds: float = Field(30, gt=0)
+    max_concurrency: int = Field(4, ge=1, le=64)
+    include: list[str] = Field(default_factory=lambda: ["**"])
+    exclude: list[str] = Field(default_factory=list)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(
+                "must be an http:// or https:// URL, e.g. https://jenkins.example.com/"
+            )
+        return value if value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _token(self) -> JenkinsConfig:
+        token = _read_secret(self.api_token, self.api_token_file, "api_token")
+        object.__setattr__(self, "api_token", token)
+        return self
+
+    @property
+    def token(self) -> SecretStr:
+        assert self.api_token is not None  # guaranteed by _token
+        return self.api_token
+
+
+class SeiConfig(_Section):
+    url: str
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    auth_scheme: str = "Bearer"
+    instance_guid: str
+    instance_name: str = Field(min_length=1)
+    instance_url: str | None = None
+    timeout_seconds: float = Field(30, gt=0)
+    max_attempts: int = Field(10, ge=1)
+    max_concurrency: int = Field(4, ge=1, le=64)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL of the webhook")
+        return value
+
+    @field_validator("instance_guid")
+    @classmethod
+    def _uuid(cls, value: str) -> str:
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            raise ValueError("not a valid UUID") from None
+        return value
+
+    @model_validator(mode="after")
+    def _token(self) -> SeiConfig:
+        object.__setattr__(self, "token", _read_secret(self.token, self.token_file, "token"))
+        return self
+
+    @property
+    def secret(self) -> SecretStr:
+        assert self.token is not None  # guaranteed by _token
+        return self.token
+
+
+class MappingConfig(_Section):
+    result: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_RESULT_MAP))
+    cd_jobs: list[str] = Field(default_factory=list)
+    redact_parameters: list[str] = Field(default_factory=lambda: list(DEFAULT_REDACT))
+
+
+class HarvestConfig(_Section):
+    interval_seconds: float = Field(60, gt=0)
+    since: str = "7d"
+
+    @field_validator("since")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)  # raises ValueError with the accepted forms
+        return value
+
+
+class LedgerConfig(_Section):
+    url: str = "sqlite:///harvester.db"
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+
+class ServerConfig(_Section):
+    listen: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("must be HOST:PORT, e.g. 0.0.0.0:9465")
+        return value
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HARVESTER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    jenkins: JenkinsConfig
+    sei: SeiConfig
+    mapping: MappingConfig = Field(default_factory=MappingConfig)
+    harvest: HarvestConfig = Field(default_factory=HarvestConfig)
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file (given as init kwargs); no .env or secrets-dir magic.
+        return (env_settings, init_settings)
+
+    @property
+    def instance_url(self) -> str:
+        """``sei.instance_url`` (default ``jenkins.url``), ending in exactly one ``/``."""
+        return (self.sei.instance_url or self.jenkins.url).rstrip("/") + "/"
+
+
+def _friendly(error: dict[str, Any]) -> ConfigError:
+    field = ".".join(str(part) for part in error["loc"]) or "config"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        problem = "unknown key; check its spelling against config.example.yaml"
+    elif kind == "missing":
+        problem = "required; set it in the config file or the environment"
+    else:
+        problem = str(error["msg"]).removeprefix("Value error, ")
+        # Model-level checks (secrets) name their key first: "api_token: required; ..."
+        key, sep, rest = problem.partition(": ")
+        if sep and re.fullmatch(r"[a-z_]+", key):
+            field, problem = f"{field}.{key}", rest
+    return ConfigError(field, problem)
+
+
+def config_path(explicit: str | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get(CONFIG_PATH_ENV) or DEFAULT_CONFIG_PATH)
+
+
+def load_settings(path: Path) -> Settings:
+    """Read ``path`` (YAML) and the environment into validated settings, or raise ConfigError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            str(path), "config file not found; pass --config PATH or set HARVESTER_CONFIG"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read the config file ({exc.strerror})") from None
+    return settings_from_yaml(text, source=str(path))
+
+
+def settings_from_yaml(text: str, *, source: str = "config") -> Settings:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, f"not valid YAML ({exc})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            source, "the top level must be a mapping of sections (jenkins:, sei:, ...)"
+        )
+    return settings_from_mapping(data)
+
+
+def settings_from_mapping(data: dict[str, Any]) -> Settings:
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        errors = exc.errors(include_input=False)
+        first = _friendly(dict(errors[0]))
+        if len(errors) > 1:
+            more = "; ".join(str(_friendly(dict(e))) for e in errors[1:])
+            raise ConfigError(
+                first.field, f"{first.message.split(': ', 1)[1]}; also {more}"
+            ) from None
+        raise first from None

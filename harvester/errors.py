@@ -1,0 +1,146 @@
+"""The harvester's error hierarchy.
+
+Every error a user can see is a :class:`HarvesterError`. Each class declares the exit code it maps to
+and the context it carries (job, build, URL, status, field), and each message says what to do next.
+The CLI is the one place that turns these into a message on stderr and an exit code
+(:func:`harvester.cli.main`).
+
+Retriable vs fatal (after the Singer SDK): :class:`RetriableError` marks failures that are expected to
+go away (a timeout, a 5xx); the cycle records them and tries again later. Everything else is fatal for
+the thing it concerns (one build, one job, or the whole command for config and credentials).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ExitCode:
+    """Exit codes of CONTRACT §2."""
+
+    OK = 0
+    WORK_LEFT = 1
+    USAGE = 2
+    JENKINS_UNREACHABLE = 3
+    WEBHOOK_CREDENTIALS = 4
+
+
+class HarvesterError(Exception):
+    """Base of every error the harvester reports to a user."""
+
+    exit_code: ClassVar[int] = ExitCode.WORK_LEFT
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job: str | None = None,
+        build: int | None = None,
+        url: str | None = None,
+        status: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.job = job
+        self.build = build
+        self.url = url
+        self.status = status
+        self.hint = hint
+
+    def __str__(self) -> str:
+        where = []
+        if self.job is not None:
+            where.append(f"job {self.job}" + (f" #{self.build}" if self.build is not None else ""))
+        if self.url is not None:
+            where.append(self.url)
+        if self.status is not None:
+            where.append(f"HTTP {self.status}")
+        text = self.message
+        if where:
+            text = f"{text} ({', '.join(where)})"
+        if self.hint:
+            text = f"{text}: {self.hint}"
+        return text
+
+
+class UsageError(HarvesterError):
+    """The command line is wrong (unknown job, bad WHEN, ...)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ConfigError(HarvesterError):
+    """The configuration is invalid. ``field`` is the dotted path of the key at fault."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+class RetriableError(HarvesterError):
+    """A failure that is expected to pass: try again in a later attempt or cycle."""
+
+
+class JenkinsError(HarvesterError):
+    """A request to Jenkins failed for one job or one build."""
+
+
+class JenkinsTransientError(JenkinsError, RetriableError):
+    """Jenkins answered 5xx/429, timed out or dropped the connection (after our own retries)."""
+
+
+class JenkinsMalformedResponse(JenkinsError, RetriableError):
+    """Jenkins answered something that is not the JSON we asked for (a proxy's HTML page, a cut body)."""
+
+
+class JenkinsNotFound(JenkinsError):
+    """Jenkins answered 404 for a job or build."""
+
+
+class JenkinsUnreachable(HarvesterError):
+    """Jenkins cannot be reached at all, or rejects our credentials: nothing can be collected."""
+
+    exit_code = ExitCode.JENKINS_UNREACHABLE
+
+
+class WebhookError(HarvesterError):
+    """A delivery failed."""
+
+
+class WebhookTransientError(WebhookError, RetriableError):
+    """408, 429, 5xx or a network error: the delivery is retried with backoff."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, **context: object
+    ) -> None:
+        super().__init__(message, **context)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class WebhookRejected(WebhookError):
+    """Any other 4xx: the receiver will never accept this payload; the row becomes dead."""
+
+    def __init__(self, message: str, *, body: str, **context: object) -> None:
+        super().__init__(message, **context)  # type: ignore[arg-type]
+        self.body = body
+
+
+class WebhookCredentialsRejected(WebhookError):
+    """401/403: every delivery would fail the same way; stop delivering for this cycle."""
+
+    exit_code = ExitCode.WEBHOOK_CREDENTIALS
+
+
+class LedgerError(HarvesterError):
+    """The ledger database cannot be opened or migrated."""
+
+    exit_code = ExitCode.USAGE
+
+
+class NotFoundInLedger(HarvesterError):
+    """A `ledger` command named a build the ledger does not hold."""
+
+    exit_code = ExitCode.WORK_LEFT

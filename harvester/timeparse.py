@@ -1,0 +1,45 @@
+"""Parsing of ``WHEN`` (CLI) and ``harvest.since`` (config): ISO-8601 dates/times or durations back."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+FORMS = "a duration back from now (90m, 36h, 7d) or an ISO-8601 date or date-time (2026-01-31)"
+
+
+def parse_duration(text: str) -> timedelta | datetime:
+    """A duration (``7d``) as a timedelta, or an ISO-8601 moment as an aware UTC datetime."""
+    match = _DURATION.match(text)
+    if match:
+        return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not {FORMS}") from None
+    # A date or a naive time is read as UTC: the daemon runs in containers whose TZ is rarely set.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def resolve_when(text: str, now: datetime) -> datetime:
+    """``WHEN`` as an aware UTC datetime, durations counted back from ``now``."""
+    value = parse_duration(text)
+    return now - value if isinstance(value, timedelta) else value
+
+
+def to_epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def from_epoch_ms(millis: int) -> datetime:
+    return datetime.fromtimestamp(millis / 1000, tz=UTC)
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:  # SQLite gives naive datetimes back; we only ever store UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

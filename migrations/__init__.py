@@ -1,0 +1,1 @@
+"""Alembic migrations of the ledger; installed as ``harvester.migrations`` (see pyproject.toml)."""

@@ -1,0 +1,47 @@
+"""Small helpers shared by the tests (configs, clocks)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+GUID = "6f1c1f9e-3b7a-4a53-9a57-1d8d3c2b9e10"
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def config_dict(
+    *,
+    jenkins_url: str = "http://127.0.0.1:1/",
+    sei_url: str = "http://127.0.0.1:1/hook",
+    ledger_url: str = "sqlite:///harvester.db",
+    **sections: dict[str, Any],
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "jenkins": {
+            "url": jenkins_url,
+            "username": "harvester",
+            "api_token": "jenkins-secret-token",
+        },
+        "sei": {
+            "url": sei_url,
+            "token": "sei-secret-token",
+            "instance_guid": GUID,
+            "instance_name": "Test Jenkins",
+        },
+        "ledger": {"url": ledger_url},
+    }
+    for section, values in sections.items():
+        data.setdefault(section, {}).update(values)
+    return data
+
+
+def write_config(path: Path, **kwargs: Any) -> Path:
+    path.write_text(yaml.safe_dump(config_dict(**kwargs)), encoding="utf-8")
+    return path
+
+
+def fixture_json(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
