@@ -1,0 +1,404 @@
+"""Jenkins access on python-jenkins: the only module that imports ``jenkins`` and ``requests``.
+
+What python-jenkins gives us and what we add (each checked against its source, 1.8):
+
+* Its ``retries=`` mounts an adapter on the URL *scheme* string, which requests never matches: it does
+  nothing. We mount our own ``HTTPAdapter(max_retries=Retry(...))`` on ``http://`` and ``https://``:
+  GET only; 429, 5xx and connection errors; exponential backoff; ``Retry-After`` honoured but capped.
+* It has no timeout by default: we always pass ``jenkins.timeout_seconds``.
+* It fetches a crumb before the first request unless told not to: GETs need none (``add_crumb=False``).
+* It maps 401/403/500 to a bare ``JenkinsException`` (the HTTP error stays in ``__context__``) and, in
+  ``get_build_info``, a 503 to "does not exist". We call ``jenkins_request`` ourselves and map every
+  status, so a 503 is "try again", never "the build is gone".
+* Every URL is built from ``jenkins.url`` plus the job path. ``url`` fields in Jenkins' JSON carry the
+  controller's configured root URL, often wrong behind a proxy: they are never followed. Redirects are
+  refused for the same reason (they could lead to another host).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jenkins as python_jenkins
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from harvester import names
+from harvester.errors import (
+    JenkinsError,
+    JenkinsMalformedResponse,
+    JenkinsNotFound,
+    JenkinsTransientError,
+    JenkinsUnreachable,
+)
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_CAP_SECONDS = 30.0
+RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+FOLDER_LEVELS = 5
+"""Levels of nested folders fetched in the one discovery request; deeper trees take more requests."""
+
+_JOB_FIELDS = "_class,name,lastBuild[number],lastCompletedBuild[number]"
+
+CAUSE_FIELDS = "causes[_class,userId,userName,upstreamProject,upstreamBuild]"
+BUILD_FIELDS = (
+    "_class,number,timestamp,duration,result,inProgress,building,"
+    f"actions[_class,{CAUSE_FIELDS},parameters[_class,name,value],"
+    "lastBuiltRevision[SHA1,branch[name]],remoteUrls],"
+    "changeSets[items[commitId]],changeSet[items[commitId]],artifacts[relativePath]"
+)
+BUILDS_PAGE = 100
+"""Jenkins caps ``builds`` at 100; ``allBuilds{M,N}`` pages beyond."""
+
+
+def discovery_tree(levels: int = FOLDER_LEVELS) -> str:
+    spec = _JOB_FIELDS
+    for _ in range(levels - 1):
+        spec = f"{_JOB_FIELDS},jobs[{spec}]"
+    return f"jobs[{spec}]"
+
+
+class _CappedRetry(Retry):
+    """urllib3's Retry, with ``Retry-After`` capped: a receiver asking for an hour must not stall a
+    cycle; the next cycle tries again anyway."""
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        return min(super().parse_retry_after(retry_after), RETRY_AFTER_CAP_SECONDS)
+
+
+def retry_policy(total: int = 3, backoff_factor: float = 0.5) -> Retry:
+    return _CappedRetry(
+        total=total,
+        connect=total,
+        read=total,
+        status=total,
+        backoff_factor=backoff_factor,
+        backoff_max=10,
+        status_forcelist=RETRIED_STATUSES,
+        allowed_methods=frozenset({"GET"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,  # hand the last response back; we map its status ourselves
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveredJob:
+    """A buildable job found by discovery."""
+
+    full_name: str
+    class_name: str | None
+    last_build: int | None
+    last_completed_build: int | None
+    parent_class: str | None
+    parent_full_name: str | None
+
+    @property
+    def is_pipeline(self) -> bool:
+        return (self.class_name or "").endswith("WorkflowJob")
+
+    @property
+    def multibranch_project(self) -> str | None:
+        """The project's full name when this job is a branch of a multibranch project."""
+        if "MultiBranchProject" in (self.parent_class or ""):
+            return self.parent_full_name
+        return None
+
+
+RequestObserver = Callable[[str, int | None], None]
+"""Called after each request with its kind and HTTP status (None: no response)."""
+
+
+class JenkinsClient:
+    """GET-only, thread-safe access to one controller, at most ``max_concurrency`` requests at once."""
+
+    def __init__(
+        self,
+        url: str,
+        username: str,
+        api_token: str,
+        *,
+        timeout: float,
+        verify_tls: bool | Path = True,
+        max_concurrency: int = 4,
+        retries: int = 3,
+        backoff_factor: float = 0.5,
+        observer: RequestObserver | None = None,
+    ) -> None:
+        self.base_url = url if url.endswith("/") else url + "/"
+        self._host = urlsplit(self.base_url).netloc
+        self._server = python_jenkins.Jenkins(
+            self.base_url, username=username, password=api_token, timeout=timeout
+        )
+        session: requests.Session = self._server._session
+        adapter = HTTPAdapter(
+            max_retries=retry_policy(retries, backoff_factor),
+            pool_connections=1,
+            pool_maxsize=max(max_concurrency, 1),
+        )
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.verify = str(verify_tls) if isinstance(verify_tls, Path) else verify_tls
+        session.max_redirects = 0
+        session.headers["Accept"] = "application/json"
+        self._slots = threading.BoundedSemaphore(max(max_concurrency, 1))
+        self._counts: Counter[str] = Counter()
+        self._counts_lock = threading.Lock()
+        self._observer = observer
+
+    # -- accounting ----------------------------------------------------------------------------
+
+    @property
+    def request_counts(self) -> dict[str, int]:
+        with self._counts_lock:
+            return dict(self._counts)
+
+    @property
+    def total_requests(self) -> int:
+        with self._counts_lock:
+            return sum(self._counts.values())
+
+    def _count(self, kind: str, status: int | None) -> None:
+        with self._counts_lock:
+            self._counts[kind] += 1
+        if self._observer is not None:
+            self._observer(kind, status)
+
+    # -- the one request path ------------------------------------------------------------------
+
+    def get_json(
+        self, path: str, *, kind: str, job: str | None = None, build: int | None = None
+    ) -> Any:
+        """GET ``jenkins.url + path`` and parse its JSON, mapping every failure to our errors."""
+        url = self.base_url + path
+        shown = url.split("?", 1)[0]
+        status: int | None = None
+        try:
+            with self._slots:
+                response = self._server.jenkins_request(
+                    requests.Request("GET", url), add_crumb=False
+                )
+            status = response.status_code
+        except python_jenkins.NotFoundException:
+            status = 404
+            raise JenkinsNotFound(
+                "Jenkins has no such item", job=job, build=build, url=shown, status=404
+            ) from None
+        except python_jenkins.TimeoutException:
+            raise JenkinsTransientError(
+                "Jenkins did not answer in time",
+                job=job,
+                build=build,
+                url=shown,
+                hint="retried next cycle; raise jenkins.timeout_seconds if this persists",
+            ) from None
+        except python_jenkins.JenkinsException as exc:
+            # python-jenkins folds 401/403/500 into one exception; the HTTP error is its context.
+            status = _status_of(exc.__context__)
+            raise self._http_failure(status, job, build, shown) from None
+        except requests.TooManyRedirects:
+            raise JenkinsError(
+                "Jenkins answered with a redirect, which is not followed",
+                job=job,
+                url=shown,
+                hint="set jenkins.url to the exact base URL Jenkins serves (scheme, host, path)",
+            ) from None
+        except requests.HTTPError as exc:
+            status = _status_of(exc)
+            raise self._http_failure(status, job, build, shown) from None
+        except requests.ConnectionError as exc:
+            raise JenkinsTransientError(
+                f"cannot connect to Jenkins ({_reason(exc)})", job=job, build=build, url=shown
+            ) from None
+        finally:
+            self._count(kind, status)
+        try:
+            return response.json()
+        except (ValueError, json.JSONDecodeError):
+            raise JenkinsMalformedResponse(
+                "Jenkins answered with something that is not JSON",
+                job=job,
+                build=build,
+                url=shown,
+                status=status,
+                hint="a proxy or login page in front of Jenkins? retried next cycle",
+            ) from None
+
+    def _http_failure(
+        self, status: int | None, job: str | None, build: int | None, url: str
+    ) -> Exception:
+        if status in (401, 403):
+            return JenkinsUnreachable(
+                "Jenkins rejected the credentials",
+                url=url,
+                status=status,
+                hint="check jenkins.username and jenkins.api_token (an API token, not a password)",
+            )
+        if status is None or status in RETRIED_STATUSES or status >= 500:
+            return JenkinsTransientError(
+                "Jenkins answered with an error",
+                job=job,
+                build=build,
+                url=url,
+                status=status,
+                hint="retried next cycle",
+            )
+        return JenkinsError(
+            "Jenkins refused the request", job=job, build=build, url=url, status=status
+        )
+
+    # -- what the harvester asks -----------------------------------------------------------------
+
+    def discover(self) -> list[DiscoveredJob]:
+        """Every buildable job, through nested folders, multibranch projects and organization
+        folders: one request for the first FOLDER_LEVELS levels, one more per deeper container."""
+        found: list[DiscoveredJob] = []
+        pending: list[tuple[str | None, str | None]] = [(None, None)]  # (full name, class)
+        while pending:
+            container, container_class = pending.pop()
+            path = "" if container is None else names.job_path(container)
+            data = self.get_json(
+                f"{path}api/json?tree={discovery_tree()}", kind="discovery", job=container
+            )
+            self._walk(data, container, container_class, 1, found, pending)
+        return found
+
+    def _walk(
+        self,
+        data: Any,
+        parent: str | None,
+        parent_class: str | None,
+        level: int,
+        found: list[DiscoveredJob],
+        pending: list[tuple[str | None, str | None]],
+    ) -> None:
+        if not isinstance(data, dict):
+            raise JenkinsMalformedResponse("job list is not a JSON object", job=parent)
+        for item in data.get("jobs") or []:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                continue
+            full_name = item["name"] if parent is None else f"{parent}/{item['name']}"
+            class_name = item.get("_class")
+            if "jobs" in item:  # a container: folder, multibranch project, organization folder
+                self._walk(item, full_name, class_name, level + 1, found, pending)
+            elif "lastBuild" in item:  # only buildable jobs export lastBuild (null if never built)
+                found.append(
+                    DiscoveredJob(
+                        full_name=full_name,
+                        class_name=class_name,
+                        last_build=_number(item.get("lastBuild")),
+                        last_completed_build=_number(item.get("lastCompletedBuild")),
+                        parent_class=parent_class,
+                        parent_full_name=parent,
+                    )
+                )
+            elif level >= FOLDER_LEVELS:
+                pending.append((full_name, class_name))  # deeper than one request reaches
+
+    def builds_page(self, job: str, start: int, stop: int) -> list[dict[str, Any]]:
+        """Builds ``start`` to ``stop`` (newest first) with everything the mapping needs."""
+        field = "builds" if stop <= BUILDS_PAGE else "allBuilds"
+        data = self.get_json(
+            f"{names.job_path(job)}api/json?tree={field}[{BUILD_FIELDS}]{{{start},{stop}}}",
+            kind="builds",
+            job=job,
+        )
+        if not isinstance(data, dict) or not isinstance(data.get(field, []), list):
+            raise JenkinsMalformedResponse(f"no {field} list in the job JSON", job=job)
+        return [b for b in data.get(field) or [] if isinstance(b, dict)]
+
+    def build(self, job: str, number: int) -> dict[str, Any]:
+        data = self.get_json(
+            f"{names.job_path(job)}{number}/api/json?tree={BUILD_FIELDS}",
+            kind="build",
+            job=job,
+            build=number,
+        )
+        if not isinstance(data, dict):
+            raise JenkinsMalformedResponse("build JSON is not an object", job=job, build=number)
+        return data
+
+    def build_causes(self, job: str, number: int) -> dict[str, Any] | None:
+        """An upstream build's causes, or None when Jenkins no longer has it (deleted, rotated)."""
+        try:
+            data = self.get_json(
+                f"{names.job_path(job)}{number}/api/json?tree=actions[_class,{CAUSE_FIELDS}]",
+                kind="upstream",
+                job=job,
+                build=number,
+            )
+        except JenkinsNotFound:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def pipeline_run(self, job: str, number: int) -> dict[str, Any] | None:
+        """``wfapi/describe?fullStages=true``: every stage with its steps in one request. None when
+        wfapi answers 404 (not a Pipeline, or the Pipeline Stage View plugin is not installed)."""
+        try:
+            data = self.get_json(
+                f"{names.job_path(job)}{number}/wfapi/describe?fullStages=true",
+                kind="wfapi",
+                job=job,
+                build=number,
+            )
+        except JenkinsNotFound:
+            return None
+        if not isinstance(data, dict):
+            raise JenkinsMalformedResponse("wfapi answer is not an object", job=job, build=number)
+        return data
+
+    def version(self) -> str | None:
+        """The controller's version (``X-Jenkins`` header of the root API)."""
+        with self._slots:
+            try:
+                response = self._server.jenkins_request(
+                    requests.Request("GET", self.base_url + "api/json?tree=mode"), add_crumb=False
+                )
+            except python_jenkins.JenkinsException as exc:
+                raise self._http_failure(
+                    _status_of(exc.__context__), None, None, self.base_url
+                ) from None
+            except requests.RequestException as exc:
+                raise JenkinsUnreachable(
+                    f"cannot reach Jenkins ({_reason(exc)})",
+                    url=self.base_url,
+                    hint="check jenkins.url and that this host can reach it",
+                ) from None
+            finally:
+                self._count("version", None)
+        version = response.headers.get("X-Jenkins")
+        return str(version) if version else None
+
+    def whoami(self) -> str | None:
+        data = self.get_json("whoAmI/api/json", kind="whoami")
+        return str(data.get("name")) if isinstance(data, dict) else None
+
+    def close(self) -> None:
+        self._server._session.close()
+
+
+def _number(value: Any) -> int | None:
+    if isinstance(value, dict) and isinstance(value.get("number"), int):
+        return int(value["number"])
+    return None
+
+
+def _status_of(exc: BaseException | None) -> int | None:
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return int(status) if isinstance(status, int) else None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) < 200 else text[:200] + "..."
