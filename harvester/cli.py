@@ -4,17 +4,35 @@ that turns errors into messages and exit codes."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from harvester import __version__, output
-from harvester.config import Settings, config_path, load_settings
-from harvester.errors import ExitCode, HarvesterError, NotFoundInLedger, UsageError
+from harvester.config import Settings, config_path, load_settings, settings_from_mapping
+from harvester.cycle import CycleResult, Harvester
+from harvester.errors import (
+    ExitCode,
+    HarvesterError,
+    JenkinsUnreachable,
+    NotFoundInLedger,
+    UsageError,
+)
+from harvester.jenkins import JenkinsClient
 from harvester.ledger import STATUSES, Ledger
 from harvester.logs import configure_logging
+from harvester.metrics import Metrics
 from harvester.names import decoded
+from harvester.receiver import Receiver
+from harvester.scheduler import run_forever
+from harvester.server import StatusServer
+from harvester.simulator import Simulator, demo_instance
+from harvester.timeparse import iso_utc, to_epoch_ms
+from harvester.webhook import WebhookClient
 
 log = logging.getLogger("harvester")
 
@@ -266,13 +284,108 @@ def cmd_ledger_stats(args: argparse.Namespace) -> int:
 # -- harvest and delivery commands -------------------------------------------------------------
 
 
-def _not_yet(name: str) -> int:
-    complain(f"{name} is not available yet in this version")
-    return ExitCode.WORK_LEFT
+def build_harvester(settings: Settings, stop: threading.Event) -> Harvester:
+    """Wire the parts from the settings: the one place clients and engines are created."""
+    metrics = Metrics()
+    jenkins = JenkinsClient(
+        settings.jenkins.url,
+        settings.jenkins.username,
+        settings.jenkins.token.get_secret_value(),
+        timeout=settings.jenkins.timeout_seconds,
+        verify_tls=settings.jenkins.verify_tls,
+        max_concurrency=settings.jenkins.max_concurrency,
+        observer=metrics.observe_jenkins,
+    )
+    webhook = WebhookClient(
+        settings.sei.url,
+        settings.sei.secret.get_secret_value(),
+        auth_scheme=settings.sei.auth_scheme,
+        timeout=settings.sei.timeout_seconds,
+        max_concurrency=settings.sei.max_concurrency,
+    )
+    ledger = _open_ledger(settings)
+    return Harvester(settings, jenkins, webhook, ledger, metrics, _now, stop)
+
+
+def close_harvester(harvester: Harvester) -> None:
+    harvester.jenkins.close()
+    harvester.webhook.close()
+    harvester.ledger.close()
+
+
+class Health:
+    """What /healthz reports: healthy while the last cycle succeeded within three intervals."""
+
+    def __init__(self, interval_seconds: float) -> None:
+        self.interval = interval_seconds
+        self.started = _now()
+        self.last_success: datetime | None = None
+        self.last_problem: str | None = "no cycle has finished yet"
+        self.lock = threading.Lock()
+
+    def record(self, result: CycleResult) -> None:
+        with self.lock:
+            if result.succeeded:
+                self.last_success = result.finished_at
+                self.last_problem = None
+            else:
+                self.last_problem = result.summary()
+
+    def __call__(self) -> tuple[bool, dict[str, object]]:
+        with self.lock:
+            now = _now()
+            limit = 3 * self.interval
+            reference = self.last_success
+            fresh = reference is not None and (now - reference).total_seconds() <= limit
+            # Just started: give the first cycles the same grace before calling it unhealthy.
+            starting = reference is None and (now - self.started).total_seconds() <= limit
+            detail: dict[str, object] = {
+                "status": "ok" if fresh or starting else "unhealthy",
+                "last_success": iso_utc(reference),
+                "problem": self.last_problem,
+            }
+            if not (fresh or starting):
+                detail["reason"] = f"no successful cycle in the last {limit:.0f} s" + (
+                    f"; last problem: {self.last_problem}" if self.last_problem else ""
+                )
+            return fresh or starting, detail
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return _not_yet("run")
+    settings = _settings(args)
+    stop = threading.Event()
+    harvester = build_harvester(settings, stop)
+    try:
+        if args.once:
+            return harvester.run_cycle().exit_code
+        health = Health(settings.harvest.interval_seconds)
+        server = None
+        if settings.server.address is not None:
+            server = StatusServer(settings.server.address, harvester.metrics, health).start()
+            log.info("serving /healthz and /metrics on %s", settings.server.listen)
+
+        def cycle() -> None:
+            health.record(harvester.run_cycle())
+
+        log.info(
+            "harvesting %s every %.0f s into %s",
+            settings.jenkins.url,
+            settings.harvest.interval_seconds,
+            _safe_url(settings.ledger.url),
+        )
+        try:
+            run_forever(cycle, interval_seconds=settings.harvest.interval_seconds, stop=stop)
+        finally:
+            if server is not None:
+                server.stop()
+        return ExitCode.OK
+    finally:
+        close_harvester(harvester)
+
+
+def _not_yet(name: str) -> int:
+    complain(f"{name} is not available yet in this version")
+    return ExitCode.WORK_LEFT
 
 
 def cmd_catch_up(args: argparse.Namespace) -> int:
@@ -280,15 +393,111 @@ def cmd_catch_up(args: argparse.Namespace) -> int:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    return _not_yet("preview")
+    settings = _settings(args)
+    harvester = build_harvester(settings, threading.Event())
+    try:
+        payload = harvester.collector().preview(args.job, args.build)
+    finally:
+        close_harvester(harvester)
+    output.print_json(json.loads(payload.to_json()))
+    return ExitCode.OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    return _not_yet("check")
+    try:
+        settings = _settings(args)
+    except HarvesterError as exc:
+        say(f"FAIL config: {exc}")
+        raise
+    say(f"ok   config: {config_path(args.config)}")
+    harvester = build_harvester(settings, threading.Event())
+    failures = 0
+    code = ExitCode.OK
+    try:
+        try:
+            version = harvester.jenkins.version()
+            user = harvester.jenkins.whoami()
+            say(
+                f"ok   jenkins: {settings.jenkins.url} answers (Jenkins {version or 'version unknown'}"
+                f"), authenticated as {user}"
+            )
+            jobs = harvester.jenkins.discover()
+            say(f"ok   jenkins: {len(jobs)} job(s) visible")
+            pipeline = next(
+                (j for j in jobs if j.is_pipeline and j.last_completed_build is not None), None
+            )
+            if pipeline is None:
+                say("skip wfapi: no finished Pipeline build to ask about")
+            elif pipeline.last_completed_build is not None:
+                found = harvester.jenkins.pipeline_run(
+                    pipeline.full_name, pipeline.last_completed_build
+                )
+                if found is None:
+                    failures += 1
+                    say(
+                        f"FAIL wfapi: 404 for {pipeline.full_name}: install the Pipeline Stage "
+                        "View plugin, or builds are sent without stages"
+                    )
+                else:
+                    say(f"ok   wfapi: answers for {pipeline.full_name}")
+        except JenkinsUnreachable as exc:
+            say(f"FAIL jenkins: {exc}")
+            code = ExitCode.JENKINS_UNREACHABLE
+        except HarvesterError as exc:
+            say(f"FAIL jenkins: {exc}")
+            code = ExitCode.JENKINS_UNREACHABLE
+        try:
+            say(f"ok   webhook: host reachable ({harvester.webhook.reachable()}); nothing sent")
+        except HarvesterError as exc:
+            failures += 1
+            say(f"FAIL webhook: {exc}")
+    finally:
+        close_harvester(harvester)
+    if code != ExitCode.OK:
+        return code
+    return ExitCode.WORK_LEFT if failures else ExitCode.OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    return _not_yet("demo")
+    configure_logging(args.log_level or "WARNING", "text")
+    now = _now()
+    with (
+        Simulator(root_url="https://jenkins.internal.example/") as sim,
+        Receiver() as receiver,
+        tempfile.TemporaryDirectory(prefix="harvester-demo-") as workdir,
+    ):
+        demo_instance(sim, to_epoch_ms(now))
+        settings = settings_from_mapping(
+            {
+                "jenkins": {"url": sim.url, "username": sim.username, "api_token": sim.api_token},
+                "sei": {
+                    "url": receiver.url,
+                    "token": "demo-token",
+                    "instance_guid": "3f2b8c1e-0d4a-4c55-9e1b-7a6f5d4c3b2a",
+                    "instance_name": "Demo Jenkins",
+                },
+                "mapping": {"cd_jobs": ["platform/deploy-*"]},
+                "ledger": {"url": f"sqlite:///{workdir}/demo.db"},
+            }
+        )
+        say(f"Jenkins simulator at {sim.url}, webhook receiver at {receiver.url}")
+        harvester = build_harvester(settings, threading.Event())
+        try:
+            result = harvester.run_cycle()
+            say(result.summary() + "\n")
+            output.print_entries(harvester.ledger.entries(), as_json=False)
+            received = receiver.accepted()
+            pipelines = [p for p in received if "job_run" in p]
+            if received:
+                sample = pipelines[0] if pipelines else received[0]
+                say(
+                    f"\nOne payload as the receiver got it ({sample['job_full_name']} "
+                    f"#{sample['build_number']}):"
+                )
+                output.print_json(sample)
+        finally:
+            close_harvester(harvester)
+    return result.exit_code
 
 
 # -- the edge ----------------------------------------------------------------------------------

@@ -1,0 +1,54 @@
+"""Prometheus metrics: the only module that imports prometheus_client. One registry per process,
+created by the CLI (no module-level collectors)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.builds_collected = Counter(
+            "harvester_builds_collected",
+            "Finished builds written to the ledger as pending",
+            registry=self.registry,
+        )
+        self.deliveries = Counter(
+            "harvester_deliveries",
+            "Delivery attempts by outcome (sent, retry, dead, credentials)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.jenkins_requests = Counter(
+            "harvester_jenkins_requests",
+            "Requests to Jenkins by kind and status class",
+            ["kind", "status_class"],
+            registry=self.registry,
+        )
+        self.cycle_duration = Histogram(
+            "harvester_cycle_duration_seconds",
+            "Duration of a cycle (collect and deliver)",
+            buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
+            registry=self.registry,
+        )
+        self.pending_rows = Gauge(
+            "harvester_pending_rows", "Ledger rows waiting to be delivered", registry=self.registry
+        )
+        self.last_success = Gauge(
+            "harvester_last_success_timestamp_seconds",
+            "Unix time at which the last successful cycle ended",
+            registry=self.registry,
+        )
+
+    def observe_jenkins(self, kind: str, status: int | None) -> None:
+        status_class = "error" if status is None else f"{status // 100}xx"
+        self.jenkins_requests.labels(kind=kind, status_class=status_class).inc()
+
+    def observe_delivery(self, outcome: str) -> None:
+        self.deliveries.labels(outcome=outcome).inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

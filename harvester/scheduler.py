@@ -1,0 +1,66 @@
+"""The daemon's loop on APScheduler 3 (``BlockingScheduler``): the only module importing apscheduler.
+
+One interval job: first run at start, ``max_instances=1`` (a slow cycle is never run twice at once),
+``coalesce`` (missed runs collapse into one), and a misfire grace time of a whole interval: the
+default of 1 s silently drops runs when the machine is busy.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import FrameType
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+log = logging.getLogger(__name__)
+
+
+def run_forever(
+    cycle: Callable[[], object], *, interval_seconds: float, stop: threading.Event
+) -> None:
+    """Run ``cycle`` every interval until SIGTERM/SIGINT (or ``stop``); returns after the cycle in
+    flight has finished its current request and committed."""
+    scheduler = BlockingScheduler(
+        timezone=UTC, executors={"default": ThreadPoolExecutor(max_workers=1)}
+    )
+
+    def guarded() -> None:
+        if stop.is_set():
+            return
+        try:
+            cycle()
+        except Exception:  # a failing cycle is logged; the daemon goes on
+            log.exception("cycle failed; the next one runs in %.0f s", interval_seconds)
+
+    scheduler.add_job(
+        guarded,
+        "interval",
+        seconds=interval_seconds,
+        next_run_time=datetime.now(tz=UTC),
+        id="cycle",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=max(int(interval_seconds), 1),
+    )
+
+    def shut_down(signum: int, _frame: FrameType | None) -> None:
+        log.info(
+            "%s received: finishing the request in flight, then exiting",
+            signal.Signals(signum).name,
+        )
+        stop.set()
+        # From a thread: shutdown(wait=True) joins the cycle, which must not block the handler.
+        threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, daemon=True).start()
+
+    previous = {sig: signal.signal(sig, shut_down) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        scheduler.start()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("stopped")
