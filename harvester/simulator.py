@@ -134,6 +134,7 @@ class SimBuild:
     artifacts: list[str] = field(default_factory=list)
     stages: list[SimStage] | None = None
     extra_actions: list[dict[str, Any]] = field(default_factory=list)
+    building: bool | None = None  # None: same as in_progress (a Pipeline may differ briefly)
 
     def finish(self, result: str = "SUCCESS") -> None:
         self.in_progress = False
@@ -366,7 +367,7 @@ class Simulator:
                 }
                 for a in build.artifacts
             ],
-            "building": build.in_progress,
+            "building": build.in_progress if build.building is None else build.building,
             "description": None,
             "displayName": f"#{build.number}",
             "duration": 0 if build.in_progress else build.duration,
@@ -377,7 +378,8 @@ class Simulator:
             "keepLog": False,
             "number": build.number,
             "queueId": build.number * 7,
-            "result": None if build.in_progress else build.result,
+            # A Pipeline can have its result (and building false) while still inProgress.
+            "result": build.result if not build.in_progress or build.building is False else None,
             "timestamp": build.timestamp,
             "url": url,
         }
