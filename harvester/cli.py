@@ -165,6 +165,18 @@ def _open_ledger(settings: Settings) -> Ledger:
     return Ledger.open(settings.ledger.url, migrate=True)
 
 
+def _open_ledger_for_delivery(settings: Settings) -> Ledger:
+    ledger = _open_ledger(settings)
+    # A SQLite ledger has one user: claims still held were left by a process that died mid-send.
+    released = ledger.release_stale_claims()
+    if released:
+        log.info(
+            "%d build(s) claimed by a previous run that stopped mid-delivery are due again",
+            released,
+        )
+    return ledger
+
+
 def resolve_job(ledger: Ledger, job: str) -> str:
     """JOB as Jenkins prints it, or its decoded form where that is unambiguous (CONTRACT §2)."""
     known = ledger.jobs()
@@ -303,7 +315,7 @@ def build_harvester(settings: Settings, stop: threading.Event) -> Harvester:
         timeout=settings.sei.timeout_seconds,
         max_concurrency=settings.sei.max_concurrency,
     )
-    ledger = _open_ledger(settings)
+    ledger = _open_ledger_for_delivery(settings)
     return Harvester(settings, jenkins, webhook, ledger, metrics, _now, stop)
 
 

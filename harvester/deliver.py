@@ -102,7 +102,7 @@ class Deliverer:
 
     def _deliver_one(self, entry: LedgerEntry, report: DeliveryReport) -> None:
         if self.stop.is_set() or self._halt.is_set():
-            self.ledger.release([entry.id], self.clock())  # not attempted: due again at once
+            self.ledger.release([entry.id])  # not attempted: due again at once
             return
         budget = self.max_attempts - entry.attempts
         status = "pending"

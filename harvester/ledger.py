@@ -39,6 +39,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    or_,
     select,
     update,
 )
@@ -80,6 +81,8 @@ class BuildRow(Base):
     payload: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Set while a worker holds the row (see claim_due); a crashed worker's claim simply expires.
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
     last_http_status: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -389,7 +392,11 @@ class Ledger:
         with self._write() as connection:
             query = (
                 select(BuildRow)
-                .where(BuildRow.status == "pending", BuildRow.next_attempt_at <= now)
+                .where(
+                    BuildRow.status == "pending",
+                    BuildRow.next_attempt_at <= now,
+                    or_(BuildRow.claimed_until.is_(None), BuildRow.claimed_until <= now),
+                )
                 .order_by(BuildRow.started_at, BuildRow.id)
                 .limit(limit)
             )
@@ -400,20 +407,36 @@ class Ledger:
                 connection.execute(
                     update(BuildRow)
                     .where(BuildRow.id.in_([row.id for row in rows]))
-                    .values(next_attempt_at=now + CLAIM_LEASE)
+                    .values(claimed_until=now + CLAIM_LEASE)
                 )
             return [LedgerEntry.from_row(row) for row in rows]
 
-    def release(self, ids: Sequence[int], now: datetime) -> None:
-        """Hand back claimed rows that were not attempted (delivery stopped): due again now."""
+    def release(self, ids: Sequence[int], next_attempt_at: datetime | None = None) -> None:
+        """Hand back claimed rows that were not attempted (delivery stopped)."""
         if not ids:
             return
+        values: dict[str, Any] = {"claimed_until": None}
+        if next_attempt_at is not None:
+            values["next_attempt_at"] = next_attempt_at
         with self._write() as connection:
             connection.execute(
                 update(BuildRow)
                 .where(BuildRow.id.in_(list(ids)), BuildRow.status == "pending")
-                .values(next_attempt_at=now)
+                .values(**values)
             )
+
+    def release_stale_claims(self) -> int:
+        """Drop every claim. Only for a ledger that one process uses (SQLite): claims left by a
+        process that was killed would otherwise delay those rows until their lease ends."""
+        if self._dialect != "sqlite":
+            return 0
+        with self._write() as connection:
+            result = connection.execute(
+                update(BuildRow)
+                .where(BuildRow.claimed_until.is_not(None))
+                .values(claimed_until=None)
+            )
+            return result.rowcount or 0
 
     def record_attempt(
         self, entry_id: int, outcome: AttemptOutcome, *, now: datetime, max_attempts: int
@@ -430,6 +453,7 @@ class Ledger:
             values: dict[str, Any] = {
                 "attempts": attempts,
                 "last_http_status": outcome.http_status,
+                "claimed_until": None,
             }
             if outcome.outcome == "sent":
                 status = "sent"

@@ -37,7 +37,7 @@ def filled(tmp_path: Path) -> tuple[Path, Ledger]:
         now=NOW,
         max_attempts=5,
     )
-    ledger.release([third.id], NOW)
+    ledger.release([third.id])
     return config, ledger
 
 

@@ -1,0 +1,183 @@
+"""Delivery over real loopback servers (Jenkins simulator + webhook receiver), real SQLite ledger."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harvester.cli import build_harvester, main
+from harvester.config import settings_from_mapping
+from harvester.cycle import Harvester
+from harvester.receiver import Receiver, Reply
+from harvester.simulator import PIPELINE, SimBuild, SimStage, Simulator
+from harvester.timeparse import to_epoch_ms
+from harvester.webhook import parse_retry_after
+from tests.helpers import config_dict, write_config
+
+
+@pytest.fixture
+def sim() -> Simulator:
+    with Simulator() as simulator:
+        now = to_epoch_ms(datetime.now(tz=UTC))
+        pipe = simulator.add("team/pipe", PIPELINE)
+        pipe.builds = [
+            SimBuild(n, now - (100 - n) * 60_000, stages=[SimStage("Build")]) for n in range(1, 5)
+        ]
+        simulator.add("team/free").builds = [
+            SimBuild(n, now - (90 - n) * 60_000) for n in range(1, 5)
+        ]
+        yield simulator
+
+
+@pytest.fixture
+def receiver() -> Receiver:
+    with Receiver(token="sei-secret-token") as rec:
+        yield rec
+
+
+def settings_for(sim: Simulator, receiver: Receiver, tmp_path: Path, **sections: Any):
+    data = config_dict(
+        jenkins_url=sim.url,
+        sei_url=receiver.url,
+        ledger_url=f"sqlite:///{tmp_path / 'l.db'}",
+        **sections,
+    )
+    data["jenkins"]["api_token"] = sim.api_token
+    data["sei"].setdefault("timeout_seconds", 0.5)
+    return settings_from_mapping(data)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(tz=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def harvester_for(sim, receiver, tmp_path, **sections) -> tuple[Harvester, Clock]:
+    clock = Clock()
+    harvester = build_harvester(
+        settings_for(sim, receiver, tmp_path, **sections), threading.Event()
+    )
+    harvester.clock = clock
+    return harvester, clock
+
+
+def test_flaky_receiver_then_recovery_delivers_each_build_once(sim, receiver, tmp_path) -> None:
+    receiver.then(
+        Reply(503, "down"),
+        Reply(429, "slow down", headers={"Retry-After": "1"}),
+        Reply(503, "slow", delay_seconds=1.0),  # longer than sei.timeout_seconds: a timeout
+        Reply(reset=True),
+        Reply(502, "bad gateway"),
+        Reply(503, "still down"),
+    )
+    harvester, clock = harvester_for(sim, receiver, tmp_path, sei={"max_concurrency": 1})
+    first = harvester.run_cycle()
+    assert first.collect.builds_collected == 8
+    # whatever did not get through within its in-cycle retries waits for a later cycle
+    for _ in range(5):
+        if harvester.ledger.pending_count() == 0:
+            break
+        clock.now += timedelta(minutes=20)
+        harvester.run_cycle()
+    assert harvester.ledger.stats().counts == {"pending": 0, "sent": 8, "dead": 0}
+    keys = receiver.accepted_keys()
+    assert sorted(keys) == sorted({*keys})  # no build accepted twice
+    assert len(keys) == 8
+    attempts = sum(e.attempts for e in harvester.ledger.entries())
+    assert attempts == 8 + 6  # every failed POST is on record
+    headers = receiver.received[0].headers
+    assert headers["authorization"] == "Bearer sei-secret-token"
+    assert headers["content-type"] == "application/json"
+    harvester.ledger.close()
+
+
+def test_rejected_payload_is_dead_with_the_message(sim, receiver, tmp_path) -> None:
+    receiver.then(Reply(400, '{"error":"field instance_guid unknown"}'))
+    harvester, _ = harvester_for(sim, receiver, tmp_path, sei={"max_concurrency": 1})
+    result = harvester.run_cycle()
+    assert result.delivery.dead == 1
+    assert result.exit_code == 1
+    (dead,) = harvester.ledger.entries(status="dead")
+    assert dead.last_http_status == 400
+    assert "field instance_guid unknown" in (dead.last_error or "")
+    assert dead.attempts == 1  # not retried
+    harvester.ledger.close()
+
+
+def test_max_attempts_then_dead(sim, receiver, tmp_path) -> None:
+    receiver.default = Reply(500, "broken")
+    harvester, _ = harvester_for(
+        sim, receiver, tmp_path, sei={"max_attempts": 2, "max_concurrency": 4}
+    )
+    harvester.run_cycle()
+    assert harvester.ledger.stats().counts["dead"] == 8
+    assert all(e.attempts == 2 for e in harvester.ledger.entries())
+    harvester.ledger.close()
+
+
+def test_credentials_rejected_keeps_rows_pending_and_exits_4(
+    sim, receiver, tmp_path, capsys
+) -> None:
+    config = write_config(
+        tmp_path / "c.yaml",
+        jenkins_url=sim.url,
+        sei_url=receiver.url,
+        ledger_url=f"sqlite:///{tmp_path / 'l.db'}",
+        jenkins={"api_token": sim.api_token},
+        sei={"token": "wrong-token"},
+    )
+    assert main(["--config", str(config), "run", "--once"]) == 4
+    err = capsys.readouterr().err
+    assert "rejected the credentials" in err
+    assert "wrong-token" not in err
+    assert len(receiver.received) <= 4  # stopped: at most the sei.max_concurrency in flight
+    assert main(["--config", str(config), "ledger", "stats", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["counts"] == {"pending": 8, "sent": 0, "dead": 0}
+    config.write_text(config.read_text().replace("wrong-token", "sei-secret-token"))
+    assert main(["--config", str(config), "run", "--once"]) == 0
+    assert len(receiver.accepted_keys()) == 8
+
+
+def test_run_once_exit_codes(sim, receiver, tmp_path) -> None:
+    config = write_config(
+        tmp_path / "c.yaml",
+        jenkins_url=sim.url,
+        sei_url=receiver.url,
+        ledger_url=f"sqlite:///{tmp_path / 'l.db'}",
+        jenkins={"api_token": sim.api_token},
+    )
+    assert main(["--config", str(config), "run", "--once"]) == 0
+    assert Counter(receiver.accepted_keys()) == Counter(
+        {(j, n): 1 for j in ("team/pipe", "team/free") for n in range(1, 5)}
+    )
+    sim.fail("/job/team/job/free/", 500)
+    sim.job("team/free").builds.append(SimBuild(5, to_epoch_ms(datetime.now(tz=UTC))))
+    assert main(["--config", str(config), "run", "--once"]) == 1  # a job could not be collected
+    bad = write_config(
+        tmp_path / "bad.yaml",
+        jenkins_url="http://127.0.0.1:9/",
+        sei_url=receiver.url,
+        ledger_url=f"sqlite:///{tmp_path / 'l.db'}",
+    )
+    assert main(["--config", str(bad), "run", "--once"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("2", 2.0), ("0", 0.0), ("9999", 30.0), ("soon", None), (None, None)]
+)
+def test_retry_after_parsing(value, seconds) -> None:
+    assert parse_retry_after(value) == seconds
+
+
+def test_retry_after_http_date() -> None:
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10.0
