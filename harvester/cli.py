@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from harvester import __version__, output
+from harvester.catchup import LogProgress, Progress, catch_up
 from harvester.config import Settings, config_path, load_settings, settings_from_mapping
 from harvester.cycle import CycleResult, Harvester
 from harvester.errors import (
@@ -31,7 +32,7 @@ from harvester.receiver import Receiver
 from harvester.scheduler import run_forever
 from harvester.server import StatusServer
 from harvester.simulator import Simulator, demo_instance
-from harvester.timeparse import iso_utc, to_epoch_ms
+from harvester.timeparse import iso_utc, resolve_when, to_epoch_ms
 from harvester.webhook import WebhookClient
 
 log = logging.getLogger("harvester")
@@ -395,13 +396,48 @@ def cmd_run(args: argparse.Namespace) -> int:
         close_harvester(harvester)
 
 
-def _not_yet(name: str) -> int:
-    complain(f"{name} is not available yet in this version")
-    return ExitCode.WORK_LEFT
-
-
 def cmd_catch_up(args: argparse.Namespace) -> int:
-    return _not_yet("catch-up")
+    now = _now()
+    try:
+        since = resolve_when(args.since, now)
+        until = resolve_when(args.until, now) if args.until else now
+    except ValueError as exc:
+        raise UsageError(f"--since/--until: {exc}") from None
+    if since >= until:
+        raise UsageError(f"--since ({iso_utc(since)}) must be before --until ({iso_utc(until)})")
+    settings = _settings(args)
+    harvester = build_harvester(settings, threading.Event())
+    progress: Progress = output.BarProgress() if sys.stderr.isatty() else LogProgress()
+    try:
+        sink = None
+        if args.dry_run:
+
+            def sink(payload: dict[str, object]) -> None:
+                say(json.dumps(payload, ensure_ascii=False))
+
+        result = catch_up(
+            harvester.collector(),
+            None if args.dry_run else harvester.deliverer(),
+            since=since,
+            until=until,
+            job_globs=args.job,
+            progress=progress,
+            sink=sink,
+        )
+    finally:
+        close_harvester(harvester)
+    collect, delivery = result.collect, result.delivery
+    if args.dry_run:
+        complain(f"dry run: {result.jobs} job(s) scanned; nothing was written or sent")
+        return ExitCode.WORK_LEFT if collect.job_errors else ExitCode.OK
+    complain(
+        f"catch-up: {result.jobs} job(s), {collect.builds_collected} collected, "
+        f"{delivery.delivered} delivered, {delivery.retrying} left pending, {delivery.dead} dead, "
+        f"{len(collect.job_errors)} job(s) failed"
+    )
+    if delivery.credentials_error is not None:
+        complain(f"error: {delivery.credentials_error}")
+    return result.exit_code
 
 
 def cmd_preview(args: argparse.Namespace) -> int:

@@ -77,6 +77,7 @@ class Deliverer:
         self.stop = stop or threading.Event()
         self.observer = observer
         self.wait_initial = wait_initial
+        self.report = DeliveryReport()  # live: catch-up's progress reads it while sending
         self._halt = threading.Event()  # credentials rejected or receiver down: this run only
         self._streak = 0
         self._streak_lock = threading.Lock()
@@ -84,7 +85,7 @@ class Deliverer:
     def deliver_due(self, *, until: threading.Event | None = None) -> DeliveryReport:
         """Send every due row, oldest build first, ``concurrency`` at a time. With ``until``,
         keep polling for new rows until that event is set (collection running alongside)."""
-        report = DeliveryReport()
+        report = self.report
         batch_size = self.concurrency * 8
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="deliver") as pool:
             while not self.stop.is_set() and not self._halt.is_set():

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as RichBar
 from rich.table import Table
 
+from harvester.catchup import Progress
+from harvester.collect import CollectReport
+from harvester.deliver import DeliveryReport
 from harvester.ledger import DeliveryAttempt, LedgerEntry, LedgerStats, entry_as_json
 from harvester.timeparse import iso_utc
 
@@ -125,3 +137,45 @@ def print_stats(stats: LedgerStats, *, as_json: bool) -> None:
     table.add_row("oldest pending", data["oldest_pending_started_at"] or "-")
     table.add_row("last successful cycle", data["last_successful_cycle_at"] or "never")
     out.print(table)
+
+
+class BarProgress(Progress):
+    """catch-up's progress bar on a terminal: jobs scanned, builds collected, delivered, failed,
+    rate and ETA (by jobs scanned)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.bar = RichBar(
+            TextColumn("jobs"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(file=stream or sys.stderr),
+            transient=False,
+        )
+        self.task = self.bar.add_task("catch-up", total=0, counts="")
+        self.started = 0.0
+
+    def start(self, jobs: int) -> None:
+        self.started = time.monotonic()
+        self.bar.update(self.task, total=jobs)
+        self.bar.start()
+
+    def _counts(self, collect: CollectReport, delivery: DeliveryReport) -> str:
+        rate = delivery.delivered / max(time.monotonic() - self.started, 1e-6)
+        failed = delivery.dead + len(collect.job_errors)
+        return (
+            f"{collect.builds_collected} collected, {delivery.delivered} delivered, "
+            f"{failed} failed, {rate:.1f}/s"
+        )
+
+    def update(self, collect: CollectReport, delivery: DeliveryReport) -> None:
+        self.bar.update(
+            self.task, completed=collect.jobs_scanned, counts=self._counts(collect, delivery)
+        )
+
+    def finish(self, collect: CollectReport, delivery: DeliveryReport) -> None:
+        self.update(collect, delivery)
+        self.bar.stop()
