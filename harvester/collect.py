@@ -235,6 +235,11 @@ class Collector:
                 batch.append(self.new_build(job, build, payload))
             if batch:
                 collected += self.ledger.add_pending(batch, now=self.clock())
+        if self.stop.is_set():
+            # Stopped part-way (SIGTERM): older pages were not read, so the cursor must stay;
+            # what was stored is skipped next time through `known`.
+            report.add(collected=collected, held=held, scanned=1)
+            return
         settled = newest_seen if oldest_unsettled is None else oldest_unsettled - 1
         if job.last_build is not None and oldest_unsettled is None:
             # Builds above what we saw but at or below lastBuild were deleted or never existed.

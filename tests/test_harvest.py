@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -295,3 +296,28 @@ def test_retries_transient_errors_within_a_request(sim: Simulator, ledger: Ledge
     sim.failures = original
     assert report.job_errors == {}
     assert ("flaky", 1) in payloads(ledger)
+
+
+def test_stop_part_way_through_a_backlog_does_not_skip_older_builds(
+    sim: Simulator, ledger: Ledger
+) -> None:
+    job = sim.add("busy")
+    job.builds = [SimBuild(n, ago(1000 - n)) for n in range(1, 151)]
+    sim.latency_ms = 300
+    collector = make_collector(sim, ledger)
+
+    def stop_after_first_page() -> None:
+        while sim.counts["job"] < 1:
+            threading.Event().wait(0.01)
+        collector.stop.set()  # SIGTERM while the first page (builds 150..51) is in flight
+
+    stopper = threading.Thread(target=stop_after_first_page)
+    stopper.start()
+    collector.collect(NOW - timedelta(days=7))
+    stopper.join()
+    assert len(ledger.entries()) == 100
+    assert ledger.cursors().get("busy", 0) <= 50  # builds 1..50 were never read
+    sim.latency_ms = 0
+    collect(sim, ledger)
+    assert len(ledger.entries()) == 150
+    assert ledger.cursors() == {"busy": 150}
