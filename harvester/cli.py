@@ -19,7 +19,6 @@ from harvester.cycle import CycleResult, Harvester
 from harvester.errors import (
     ExitCode,
     HarvesterError,
-    JenkinsUnreachable,
     NotFoundInLedger,
     UsageError,
 )
@@ -488,9 +487,6 @@ def cmd_check(args: argparse.Namespace) -> int:
                     )
                 else:
                     say(f"ok   wfapi: answers for {pipeline.full_name}")
-        except JenkinsUnreachable as exc:
-            say(f"FAIL jenkins: {exc}")
-            code = ExitCode.JENKINS_UNREACHABLE
         except HarvesterError as exc:
             say(f"FAIL jenkins: {exc}")
             code = ExitCode.JENKINS_UNREACHABLE

@@ -176,16 +176,16 @@ class JenkinsClient:
 
     # -- the one request path ------------------------------------------------------------------
 
-    def get_json(
+    def _send(
         self, path: str, *, kind: str, job: str | None = None, build: int | None = None
-    ) -> Any:
-        """GET ``jenkins.url + path`` and parse its JSON, mapping every failure to our errors."""
+    ) -> requests.Response:
+        """GET ``jenkins.url + path``, mapping every failure to our errors: the one request path."""
         url = self.base_url + path
         shown = url.split("?", 1)[0]
         status: int | None = None
         try:
             with self._slots:
-                response = self._server.jenkins_request(
+                response: requests.Response = self._server.jenkins_request(
                     requests.Request("GET", url), add_crumb=False
                 )
             status = response.status_code
@@ -222,6 +222,13 @@ class JenkinsClient:
             ) from None
         finally:
             self._count(kind, status)
+        return response
+
+    def get_json(
+        self, path: str, *, kind: str, job: str | None = None, build: int | None = None
+    ) -> Any:
+        """GET ``jenkins.url + path`` and parse its JSON."""
+        response = self._send(path, kind=kind, job=job, build=build)
         try:
             return response.json()
         except (ValueError, json.JSONDecodeError):
@@ -229,14 +236,25 @@ class JenkinsClient:
                 "Jenkins answered with something that is not JSON",
                 job=job,
                 build=build,
-                url=shown,
-                status=status,
+                url=response.url.split("?", 1)[0],
+                status=response.status_code,
                 hint="a proxy or login page in front of Jenkins? retried next cycle",
             ) from None
 
     def _http_failure(
         self, status: int | None, job: str | None, build: int | None, url: str
     ) -> Exception:
+        if status == 403 and job is not None:
+            # The credentials work (discovery listed this job) but this item is off-limits:
+            # that job's failure, not the controller's (CONTRACT §4a: exit 1, not 3).
+            return JenkinsError(
+                "Jenkins denies access to this item",
+                job=job,
+                build=build,
+                url=url,
+                status=status,
+                hint="grant the harvester's user Job/Read on it, or list it in jenkins.exclude",
+            )
         if status in (401, 403):
             return JenkinsUnreachable(
                 "Jenkins rejected the credentials",
@@ -359,24 +377,7 @@ class JenkinsClient:
 
     def version(self) -> str | None:
         """The controller's version (``X-Jenkins`` header of the root API)."""
-        with self._slots:
-            try:
-                response = self._server.jenkins_request(
-                    requests.Request("GET", self.base_url + "api/json?tree=mode"), add_crumb=False
-                )
-            except python_jenkins.JenkinsException as exc:
-                raise self._http_failure(
-                    _status_of(exc.__context__), None, None, self.base_url
-                ) from None
-            except requests.RequestException as exc:
-                raise JenkinsUnreachable(
-                    f"cannot reach Jenkins ({_reason(exc)})",
-                    url=self.base_url,
-                    hint="check jenkins.url and that this host can reach it",
-                ) from None
-            finally:
-                self._count("version", None)
-        version = response.headers.get("X-Jenkins")
+        version = self._send("api/json?tree=mode", kind="version").headers.get("X-Jenkins")
         return str(version) if version else None
 
     def whoami(self) -> str | None:

@@ -163,6 +163,9 @@ def test_run_once_exit_codes(sim, receiver, tmp_path) -> None:
     sim.fail("/job/team/job/free/", 500)
     sim.job("team/free").builds.append(SimBuild(5, to_epoch_ms(datetime.now(tz=UTC))))
     assert main(["--config", str(config), "run", "--once"]) == 1  # a job could not be collected
+    sim.heal()
+    sim.fail("/job/team/job/free/", 403)
+    assert main(["--config", str(config), "run", "--once"]) == 1  # one job forbidden: still 1
     bad = write_config(
         tmp_path / "bad.yaml",
         jenkins_url="http://127.0.0.1:9/",

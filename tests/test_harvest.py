@@ -228,18 +228,20 @@ def test_backlog_of_150_builds_is_paged(sim: Simulator, ledger: Ledger) -> None:
 
 
 def test_one_job_failing_does_not_stop_the_others(sim: Simulator, ledger: Ledger) -> None:
-    for name in ("a", "b", "c"):
+    for name in ("a", "b", "c", "d"):
         sim.add(name).builds = [SimBuild(1, ago(10))]
     sim.fail("/job/b/", 500)
     sim.fail("/job/c/", 200, "<html>login</html>")  # malformed: not JSON
+    sim.fail("/job/d/", 403)  # no permission on this one job: not "Jenkins unreachable"
     report = collect(sim, ledger)
-    assert set(report.job_errors) == {"b", "c"}
+    assert set(report.job_errors) == {"b", "c", "d"}
     assert "HTTP 500" in report.job_errors["b"]
     assert "not JSON" in report.job_errors["c"]
+    assert "denies access" in report.job_errors["d"]
     assert set(payloads(ledger)) == {("a", 1)}
     sim.heal()
     collect(sim, ledger)  # retried next cycle
-    assert set(payloads(ledger)) == {("a", 1), ("b", 1), ("c", 1)}
+    assert set(payloads(ledger)) == {("a", 1), ("b", 1), ("c", 1), ("d", 1)}
 
 
 def test_wfapi_missing_sends_without_stages_and_5xx_holds_back(
