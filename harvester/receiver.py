@@ -12,8 +12,10 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from harvester.threaded_server import ThreadedServer
 
 
 @dataclass(frozen=True)
@@ -29,40 +31,27 @@ class Reply:
 class Received:
     headers: dict[str, str]
     body: Any
+    answered: str  # the status sent back, or "reset"
 
 
-class Receiver:
+class Receiver(ThreadedServer):
+    thread_name = "receiver"
+
     def __init__(self, token: str = "demo-token", auth_scheme: str = "Bearer") -> None:  # noqa: S107
         self.expected_auth = f"{auth_scheme} {token}"
         self.received: list[Received] = []
         self.script: deque[Reply] = deque()
         self.default = Reply()
         self.lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self.probes: list[dict[str, str]] = []  # headers of HEAD requests (`check`)
+        super().__init__()
 
-    def start(self) -> Receiver:
-        handler = type("Handler", (_Handler,), {"receiver": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True, name="receiver").start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Receiver:
-        return self.start() if self._server is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def make_handler(self) -> type[BaseHTTPRequestHandler]:
+        return type("Handler", (_Handler,), {"receiver": self})
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_port}/v1/custom-cicd"
+        return f"http://127.0.0.1:{self.port}/v1/custom-cicd"
 
     def then(self, *replies: Reply) -> Receiver:
         with self.lock:
@@ -72,9 +61,7 @@ class Receiver:
     def accepted(self) -> list[Any]:
         """Bodies answered with a 2xx (what the receiver kept)."""
         with self.lock:
-            return [
-                r.body for r in self.received if r.headers.get("x-answered", "").startswith("2")
-            ]
+            return [r.body for r in self.received if r.answered.startswith("2")]
 
     def accepted_keys(self) -> list[tuple[str, int]]:
         return [(b["job_full_name"], b["build_number"]) for b in self.accepted()]
@@ -88,6 +75,8 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_HEAD(self) -> None:
+        with self.receiver.lock:
+            self.receiver.probes.append({k.lower(): v for k, v in self.headers.items()})
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -107,15 +96,13 @@ class _Handler(BaseHTTPRequestHandler):
             # SO_LINGER 0: close sends a TCP RST, as a crashing proxy would.
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
-            headers["x-answered"] = "reset"
-        else:
-            headers["x-answered"] = str(reply.status)
         try:
             body: Any = json.loads(raw)
         except ValueError:
             body = raw.decode("utf-8", "replace")
         with receiver.lock:
-            receiver.received.append(Received(headers, body))
+            answered = "reset" if reply.reset else str(reply.status)
+            receiver.received.append(Received(headers, body, answered))
         if reply.reset:
             return
         data = reply.body.encode()

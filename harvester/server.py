@@ -3,36 +3,29 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from harvester.metrics import CONTENT_TYPE, Metrics
+from harvester.threaded_server import ThreadedServer
 
 HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
 
 
-class StatusServer:
+class StatusServer(ThreadedServer):
+    thread_name = "status-server"
+
     def __init__(self, address: tuple[str, int], metrics: Metrics, health: HealthCheck) -> None:
-        handler = type("Handler", (_Handler,), {"metrics": metrics, "health": staticmethod(health)})
-        self._server = ThreadingHTTPServer(address, handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, daemon=True, name="status-server"
+        super().__init__()
+        self.address = address
+        self.metrics = metrics
+        self.health = health
+
+    def make_handler(self) -> type[BaseHTTPRequestHandler]:
+        return type(
+            "Handler", (_Handler,), {"metrics": self.metrics, "health": staticmethod(self.health)}
         )
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_port)
-
-    def start(self) -> StatusServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -18,9 +18,11 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from harvester.threaded_server import ThreadedServer
 
 FREESTYLE = "hudson.model.FreeStyleProject"
 PIPELINE = "org.jenkinsci.plugins.workflow.job.WorkflowJob"
@@ -164,8 +166,10 @@ def branch_job_name(branch: str) -> str:
     return quote(branch, safe="")
 
 
-class Simulator:
+class Simulator(ThreadedServer):
     """The simulated controller. Mutate ``root`` (and builds) freely; it is served live."""
+
+    thread_name = "jenkins-simulator"
 
     def __init__(
         self,
@@ -187,8 +191,7 @@ class Simulator:
         self.record_paths = True
         self.failures: dict[str, tuple[int, str]] = {}  # path prefix -> (status, body)
         self.lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     # -- building the instance ------------------------------------------------------------------
 
@@ -226,32 +229,12 @@ class Simulator:
 
     # -- serving ----------------------------------------------------------------------------------
 
-    def start(self, port: int = 0) -> Simulator:
-        handler = type("Handler", (_Handler,), {"sim": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, daemon=True, name="jenkins-simulator"
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Simulator:
-        return self.start() if self._server is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def make_handler(self) -> type[BaseHTTPRequestHandler]:
+        return type("Handler", (_Handler,), {"sim": self})
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "start() the simulator first"
-        return f"http://127.0.0.1:{self._server.server_port}/"
+        return f"http://127.0.0.1:{self.port}/"
 
     @property
     def root_url(self) -> str:
