@@ -186,8 +186,11 @@ class WebhookClient:
         """For ``check``: can we open a connection to the webhook's host? Nothing is POSTed."""
         url = httpx.URL(self.url)
         origin = f"{url.scheme}://{url.netloc.decode('ascii')}/"
+        # Reachability only: the credentials stay out of it (they are for the webhook path).
+        request = self._client.build_request("HEAD", origin)
+        del request.headers["Authorization"]
         try:
-            response = self._client.request("HEAD", origin)
+            response = self._client.send(request)
         except httpx.TransportError as exc:
             raise WebhookTransientError(
                 f"cannot reach the webhook host ({exc.__class__.__name__}: {exc})",

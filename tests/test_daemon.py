@@ -194,6 +194,8 @@ def test_check(tmp_path, sim, receiver, capsys) -> None:
     assert "ok   jenkins" in out and "ok   wfapi" in out and "ok   webhook" in out
     assert "secret-token" not in out and sim.api_token not in out
     assert receiver.received == []  # nothing sent
+    assert receiver.probes  # the host was reached...
+    assert all("authorization" not in probe for probe in receiver.probes)  # ...without the token
     sim.wfapi_installed = False
     assert main(["--config", str(config), "check"]) == 1
     assert "FAIL wfapi" in capsys.readouterr().out
