@@ -158,12 +158,12 @@ def catch_up(
         delivery_thread.start()
     since_ms, until_ms = to_epoch_ms(since), to_epoch_ms(until)
 
-    def one(item: tuple[DiscoveredJob, Window]) -> None:
-        scan_job(collector, item[0], since_ms, until_ms, report, sink)
+    def one(job: DiscoveredJob) -> None:
+        scan_job(collector, job, since_ms, until_ms, report, sink)
         progress.update(report, delivery)
 
     try:
-        collector._for_each([(job, Window()) for job in jobs], one, report)
+        collector.for_each_job(jobs, one, report)
     finally:
         collecting_done.set()
         while delivery_thread is not None and delivery_thread.is_alive():

@@ -46,7 +46,6 @@ class CollectReport:
     builds_collected: int = 0
     builds_held: int = 0
     job_errors: dict[str, str] = field(default_factory=dict)
-    wfapi_missing: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, *, collected: int = 0, held: int = 0, scanned: int = 0) -> None:
@@ -62,11 +61,11 @@ class CollectReport:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """Which builds a scan takes: started in [since, until), numbered above ``above``."""
+    """Which builds a scan takes: numbered above ``above`` and, if set, started at ``since_ms`` or
+    later."""
 
     above: int = 0
     since_ms: int | None = None
-    until_ms: int | None = None
 
 
 class UpstreamCache:
@@ -158,7 +157,7 @@ class Collector:
         report.jobs_seen = len(jobs)
         cursors = self.ledger.cursors()
         since_ms = to_epoch_ms(since)
-        todo = []
+        windows: dict[str, Window] = {}
         for job in jobs:
             cursor = cursors.get(job.full_name)
             # Nothing finished above the cursor: no request for this job at all.
@@ -166,33 +165,40 @@ class Collector:
                 continue
             if cursor is not None and job.last_completed_build <= cursor:
                 continue
-            window = Window(above=cursor or 0, since_ms=None if cursor is not None else since_ms)
-            todo.append((job, window))
-        self._for_each(todo, lambda item: self._collect_job(item[0], item[1], report), report)
+            windows[job.full_name] = Window(
+                above=cursor or 0, since_ms=None if cursor is not None else since_ms
+            )
+        todo = [job for job in jobs if job.full_name in windows]
+        self.for_each_job(
+            todo, lambda job: self._collect_job(job, windows[job.full_name], report), report
+        )
         return report
 
-    def _for_each(
+    def for_each_job(
         self,
-        items: Iterable[tuple[DiscoveredJob, Window]],
-        work: Callable[[tuple[DiscoveredJob, Window]], None],
+        jobs: Iterable[DiscoveredJob],
+        work: Callable[[DiscoveredJob], None],
         report: CollectReport,
     ) -> None:
-        def guarded(item: tuple[DiscoveredJob, Window]) -> None:
+        """Run ``work`` for each job, ``workers`` at a time. A job's failure is recorded in the
+        report and the others go on; only losing Jenkins altogether stops them all."""
+
+        def guarded(job: DiscoveredJob) -> None:
             if self.stop.is_set():
                 return
             try:
-                work(item)
+                work(job)
             except JenkinsUnreachable:
                 raise
             except HarvesterError as exc:
-                log.warning("job %s not collected this time: %s", item[0].full_name, exc)
-                report.error(item[0].full_name, str(exc))
+                log.warning("job %s not collected this time: %s", job.full_name, exc)
+                report.error(job.full_name, str(exc))
             except Exception as exc:  # one job's failure never stops the others (CONTRACT §6)
-                log.exception("job %s not collected: unexpected error", item[0].full_name)
-                report.error(item[0].full_name, f"unexpected error: {exc!r}")
+                log.exception("job %s not collected: unexpected error", job.full_name)
+                report.error(job.full_name, f"unexpected error: {exc!r}")
 
         with ThreadPoolExecutor(self.workers, thread_name_prefix="collect") as pool:
-            for future in [pool.submit(guarded, item) for item in items]:
+            for future in [pool.submit(guarded, job) for job in jobs]:
                 future.result()
 
     def _collect_job(self, job: DiscoveredJob, window: Window, report: CollectReport) -> None:

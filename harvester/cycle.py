@@ -97,7 +97,7 @@ class Harvester:
     clock: Callable[[], datetime]
     stop: threading.Event
 
-    def collector(self, stop: threading.Event | None = None) -> Collector:
+    def collector(self) -> Collector:
         return Collector(
             self.jenkins,
             self.ledger,
@@ -106,7 +106,7 @@ class Harvester:
             exclude=self.settings.jenkins.exclude,
             clock=self.clock,
             workers=self.settings.jenkins.max_concurrency,
-            stop=stop or self.stop,
+            stop=self.stop,
         )
 
     def deliverer(self) -> Deliverer:

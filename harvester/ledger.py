@@ -12,7 +12,6 @@ reads and then writes can deadlock against another and fail at once, whatever th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -625,7 +624,3 @@ def entry_as_json(entry: LedgerEntry) -> dict[str, Any]:
         "last_error": entry.last_error,
         "last_http_status": entry.last_http_status,
     }
-
-
-def payload_object(entry: LedgerEntry) -> Any:
-    return json.loads(entry.payload)
