@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
+from harvester.receiver import Receiver
 from tests.pgserver import postgres_server
 
 _databases = itertools.count()
@@ -27,6 +28,13 @@ def postgres_url(postgres_base: str) -> str:
         connection.exec_driver_sql(f"CREATE DATABASE {name}")
     engine.dispose()
     return f"{postgres_base}/{name}"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on loopback expecting the token of tests.helpers.config_dict."""
+    with Receiver(token="sei-secret-token") as rec:
+        yield rec
 
 
 @pytest.fixture

@@ -38,6 +38,26 @@ def config_dict(
     return data
 
 
+def loopback_dict(sim: Any, receiver: Any, tmp_path: Path, **sections: Any) -> dict[str, Any]:
+    """A config aimed at a running Simulator and Receiver, with a SQLite ledger in tmp_path."""
+    jenkins = {"api_token": sim.api_token, **sections.pop("jenkins", {})}
+    return config_dict(
+        jenkins_url=sim.url,
+        sei_url=receiver.url,
+        ledger_url=f"sqlite:///{tmp_path / 'l.db'}",
+        jenkins=jenkins,
+        **sections,
+    )
+
+
+def loopback_config(
+    sim: Any, receiver: Any, tmp_path: Path, name: str = "c.yaml", **sections: Any
+) -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(loopback_dict(sim, receiver, tmp_path, **sections)))
+    return path
+
+
 def write_config(path: Path, **kwargs: Any) -> Path:
     path.write_text(yaml.safe_dump(config_dict(**kwargs)), encoding="utf-8")
     return path

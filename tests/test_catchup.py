@@ -14,10 +14,9 @@ from harvester.collect import CollectReport
 from harvester.deliver import DeliveryReport
 from harvester.ledger import Ledger
 from harvester.output import BarProgress
-from harvester.receiver import Receiver
 from harvester.simulator import PIPELINE, SimBuild, SimStage, Simulator
 from harvester.timeparse import iso_utc, to_epoch_ms
-from tests.helpers import write_config
+from tests.helpers import loopback_config
 
 NOW = datetime.now(tz=UTC).replace(microsecond=0)
 
@@ -36,21 +35,8 @@ def sim() -> Simulator:
 
 
 @pytest.fixture
-def receiver() -> Receiver:
-    with Receiver(token="sei-secret-token") as rec:
-        yield rec
-
-
-@pytest.fixture
 def config(tmp_path, sim, receiver):
-    return write_config(
-        tmp_path / "c.yaml",
-        jenkins_url=sim.url,
-        sei_url=receiver.url,
-        ledger_url=f"sqlite:///{tmp_path / 'l.db'}",
-        jenkins={"api_token": sim.api_token},
-        harvest={"since": "1h"},
-    )
+    return loopback_config(sim, receiver, tmp_path, harvest={"since": "1h"})
 
 
 def test_window_edges_and_job_filter(config, receiver) -> None:

@@ -215,3 +215,16 @@ def test_installed_entry_point_from_an_empty_directory(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "sei.instance_guid: not a valid UUID" in result.stderr
+
+
+def test_config_path_from_the_environment(filled, capsys, monkeypatch, tmp_path) -> None:
+    config, _ = filled
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HARVESTER_CONFIG", str(config))
+    code, out, _ = run(capsys, "ledger", "list", "--json")
+    assert code == 0
+    assert len(json.loads(out)) == 3
+    monkeypatch.delenv("HARVESTER_CONFIG")
+    code, _, err = run(capsys, "ledger", "list")  # falls back to ./config.yaml, which is absent
+    assert code == 2
+    assert "config.yaml" in err and "HARVESTER_CONFIG" in err

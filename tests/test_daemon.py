@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from harvester.cli import main
-from harvester.receiver import Receiver, Reply
+from harvester.receiver import Reply
 from harvester.simulator import PIPELINE, SimBuild, SimStage, Simulator
 from harvester.timeparse import to_epoch_ms
-from tests.helpers import write_config
+from tests.helpers import loopback_config
 
 
 def now_ms() -> int:
@@ -60,33 +60,16 @@ def sim() -> Simulator:
         yield simulator
 
 
-@pytest.fixture
-def receiver() -> Receiver:
-    with Receiver(token="sei-secret-token") as rec:
-        yield rec
-
-
-def config_for(tmp_path, sim, receiver, **sections) -> Path:
-    return write_config(
-        tmp_path / "c.yaml",
-        jenkins_url=sim.url,
-        sei_url=receiver.url,
-        ledger_url=f"sqlite:///{tmp_path / 'l.db'}",
-        jenkins={"api_token": sim.api_token},
-        **sections,
-    )
-
-
 def test_daemon_delivers_builds_that_finish_while_it_runs_and_stops_on_sigterm(
     tmp_path, sim, receiver
 ) -> None:
     job = sim.add("app", PIPELINE)
     job.builds = [SimBuild(1, now_ms() - 60_000, stages=[SimStage("Build")])]
     port = free_port()
-    config = config_for(
-        tmp_path,
+    config = loopback_config(
         sim,
         receiver,
+        tmp_path,
         harvest={"interval_seconds": 1},
         server={"listen": f"127.0.0.1:{port}"},
     )
@@ -125,10 +108,10 @@ def test_daemon_delivers_builds_that_finish_while_it_runs_and_stops_on_sigterm(
 def test_healthz_turns_unhealthy_when_cycles_fail(tmp_path, sim, receiver) -> None:
     sim.add("app").builds = [SimBuild(1, now_ms())]
     port = free_port()
-    config = config_for(
-        tmp_path,
+    config = loopback_config(
         sim,
         receiver,
+        tmp_path,
         harvest={"interval_seconds": 0.3},
         server={"listen": f"127.0.0.1:{port}"},
     )
@@ -155,7 +138,7 @@ def test_sigkill_mid_delivery_loses_nothing(tmp_path, sim, receiver) -> None:
     job = sim.add("bulk")
     job.builds = [SimBuild(n, now_ms() - (100 - n) * 1000) for n in range(1, 31)]
     receiver.default = Reply(202, delay_seconds=0.1)
-    config = config_for(tmp_path, sim, receiver, sei={"max_concurrency": 2})
+    config = loopback_config(sim, receiver, tmp_path, sei={"max_concurrency": 2})
     proc = spawn(config, "run", "--once")
     assert wait_for(lambda: len(receiver.received) >= 5)
     proc.send_signal(signal.SIGKILL)
@@ -175,7 +158,7 @@ def test_preview_prints_the_payload_and_writes_nothing(tmp_path, sim, receiver, 
     sim.add("mbp/feature%2Fx", PIPELINE).builds = [
         SimBuild(3, now_ms(), stages=[SimStage("Build")])
     ]
-    config = config_for(tmp_path, sim, receiver)
+    config = loopback_config(sim, receiver, tmp_path)
     assert main(["--config", str(config), "preview", "mbp/feature/x", "3"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["job_full_name"] == "mbp/feature/x"
@@ -188,7 +171,7 @@ def test_preview_prints_the_payload_and_writes_nothing(tmp_path, sim, receiver, 
 
 def test_check(tmp_path, sim, receiver, capsys) -> None:
     sim.add("p", PIPELINE).builds = [SimBuild(1, now_ms(), stages=[SimStage("Build")])]
-    config = config_for(tmp_path, sim, receiver)
+    config = loopback_config(sim, receiver, tmp_path)
     assert main(["--config", str(config), "check"]) == 0
     out = capsys.readouterr().out
     assert "ok   jenkins" in out and "ok   wfapi" in out and "ok   webhook" in out
@@ -199,12 +182,7 @@ def test_check(tmp_path, sim, receiver, capsys) -> None:
     sim.wfapi_installed = False
     assert main(["--config", str(config), "check"]) == 1
     assert "FAIL wfapi" in capsys.readouterr().out
-    bad = write_config(
-        tmp_path / "bad.yaml",
-        jenkins_url=sim.url,
-        sei_url=receiver.url,
-        jenkins={"api_token": "wrong"},
-    )
+    bad = loopback_config(sim, receiver, tmp_path, "bad.yaml", jenkins={"api_token": "wrong"})
     assert main(["--config", str(bad), "check"]) == 3
     assert "rejected the credentials" in capsys.readouterr().out
 

@@ -18,7 +18,7 @@ from harvester.receiver import Receiver, Reply
 from harvester.simulator import PIPELINE, SimBuild, SimStage, Simulator
 from harvester.timeparse import to_epoch_ms
 from harvester.webhook import parse_retry_after
-from tests.helpers import config_dict, write_config
+from tests.helpers import loopback_config, loopback_dict, write_config
 
 
 @pytest.fixture
@@ -35,20 +35,8 @@ def sim() -> Simulator:
         yield simulator
 
 
-@pytest.fixture
-def receiver() -> Receiver:
-    with Receiver(token="sei-secret-token") as rec:
-        yield rec
-
-
 def settings_for(sim: Simulator, receiver: Receiver, tmp_path: Path, **sections: Any):
-    data = config_dict(
-        jenkins_url=sim.url,
-        sei_url=receiver.url,
-        ledger_url=f"sqlite:///{tmp_path / 'l.db'}",
-        **sections,
-    )
-    data["jenkins"]["api_token"] = sim.api_token
+    data = loopback_dict(sim, receiver, tmp_path, **sections)
     data["sei"].setdefault("timeout_seconds", 0.5)
     return settings_from_mapping(data)
 
@@ -77,6 +65,7 @@ def test_flaky_receiver_then_recovery_delivers_each_build_once(sim, receiver, tm
         Reply(503, "slow", delay_seconds=1.0),  # longer than sei.timeout_seconds: a timeout
         Reply(reset=True),
         Reply(502, "bad gateway"),
+        Reply(408, "request timeout"),
         Reply(503, "still down"),
     )
     harvester, clock = harvester_for(sim, receiver, tmp_path, sei={"max_concurrency": 1})
@@ -93,7 +82,7 @@ def test_flaky_receiver_then_recovery_delivers_each_build_once(sim, receiver, tm
     assert sorted(keys) == sorted({*keys})  # no build accepted twice
     assert len(keys) == 8
     attempts = sum(e.attempts for e in harvester.ledger.entries())
-    assert attempts == 8 + 6  # every failed POST is on record
+    assert attempts == 8 + 7  # every failed POST is on record
     headers = receiver.received[0].headers
     assert headers["authorization"] == "Bearer sei-secret-token"
     assert headers["content-type"] == "application/json"
@@ -127,14 +116,7 @@ def test_max_attempts_then_dead(sim, receiver, tmp_path) -> None:
 def test_credentials_rejected_keeps_rows_pending_and_exits_4(
     sim, receiver, tmp_path, capsys
 ) -> None:
-    config = write_config(
-        tmp_path / "c.yaml",
-        jenkins_url=sim.url,
-        sei_url=receiver.url,
-        ledger_url=f"sqlite:///{tmp_path / 'l.db'}",
-        jenkins={"api_token": sim.api_token},
-        sei={"token": "wrong-token"},
-    )
+    config = loopback_config(sim, receiver, tmp_path, sei={"token": "wrong-token"})
     assert main(["--config", str(config), "run", "--once"]) == 4
     err = capsys.readouterr().err
     assert "rejected the credentials" in err
@@ -149,13 +131,7 @@ def test_credentials_rejected_keeps_rows_pending_and_exits_4(
 
 
 def test_run_once_exit_codes(sim, receiver, tmp_path) -> None:
-    config = write_config(
-        tmp_path / "c.yaml",
-        jenkins_url=sim.url,
-        sei_url=receiver.url,
-        ledger_url=f"sqlite:///{tmp_path / 'l.db'}",
-        jenkins={"api_token": sim.api_token},
-    )
+    config = loopback_config(sim, receiver, tmp_path)
     assert main(["--config", str(config), "run", "--once"]) == 0
     assert Counter(receiver.accepted_keys()) == Counter(
         {(j, n): 1 for j in ("team/pipe", "team/free") for n in range(1, 5)}
@@ -184,3 +160,22 @@ def test_retry_after_parsing(value, seconds) -> None:
 
 def test_retry_after_http_date() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10.0
+
+
+def test_tokens_never_reach_logs_ledger_or_messages(sim, receiver, tmp_path, capsys) -> None:
+    receiver.then(Reply(500, "oops"), Reply(400, "bad"))
+    sim.fail("/job/team/job/free/", 500)
+    config = loopback_config(sim, receiver, tmp_path, sei={"max_concurrency": 1})
+    assert main(["--config", str(config), "--log-level", "DEBUG", "run", "--once"]) == 1
+    assert main(["--config", str(config), "ledger", "list", "--json"]) == 0
+    assert main(["--config", str(config), "ledger", "show", "team/pipe", "1", "--json"]) == 0
+    assert main(["--config", str(config), "check"]) == 0
+    out, err = capsys.readouterr()
+    assert "sei-secret-token" not in out + err
+    assert sim.api_token not in out + err
+    assert "dead" in out  # the run did fail and log things worth checking
+    # every file of the ledger: with WAL, recent writes live in l.db-wal
+    ledger_bytes = b"".join(path.read_bytes() for path in tmp_path.glob("l.db*"))
+    assert b"team/pipe" in ledger_bytes  # the files do hold the data
+    assert b"sei-secret-token" not in ledger_bytes
+    assert sim.api_token.encode() not in ledger_bytes
