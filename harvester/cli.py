@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from harvester import __version__, output
 from harvester.catchup import LogProgress, Progress, catch_up
 from harvester.config import Settings, config_path, load_settings, settings_from_mapping
-from harvester.cycle import CycleResult, Harvester
+from harvester.cycle import CycleResult, Harvester, claim_owner_alive
 from harvester.errors import (
     ExitCode,
     HarvesterError,
@@ -167,8 +167,7 @@ def _open_ledger(settings: Settings) -> Ledger:
 
 def _open_ledger_for_delivery(settings: Settings) -> Ledger:
     ledger = _open_ledger(settings)
-    # A SQLite ledger has one user: claims still held were left by a process that died mid-send.
-    released = ledger.release_stale_claims()
+    released = ledger.release_dead_claims(claim_owner_alive, _now())
     if released:
         log.info(
             "%d build(s) claimed by a previous run that stopped mid-delivery are due again",

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +24,27 @@ from harvester.timeparse import resolve_when
 from harvester.webhook import WebhookClient
 
 log = logging.getLogger(__name__)
+
+
+def claim_owner() -> str:
+    """Who holds a claim on a ledger row: this process on this host."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim_owner_alive(owner: str) -> bool:
+    """Whether a claim's owner may still be sending. Only a process on this host can be checked;
+    any other owner (another replica) is assumed alive and its claim left to expire. A reused
+    pid makes a dead owner look alive: its rows then wait out the lease, nothing worse."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def mapping_rules(settings: Settings) -> MappingRules:
@@ -118,6 +141,7 @@ class Harvester:
             clock=self.clock,
             stop=self.stop,
             observer=self.metrics.observe_delivery,
+            owner=claim_owner(),
         )
 
     def run_cycle(self) -> CycleResult:

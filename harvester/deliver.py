@@ -68,6 +68,7 @@ class Deliverer:
         stop: threading.Event | None = None,
         observer: DeliveryObserver | None = None,
         wait_initial: float = 0.2,
+        owner: str = "harvester",
     ) -> None:
         self.webhook = webhook
         self.ledger = ledger
@@ -77,6 +78,7 @@ class Deliverer:
         self.stop = stop or threading.Event()
         self.observer = observer
         self.wait_initial = wait_initial
+        self.owner = owner  # recorded on the rows this deliverer claims (Ledger.claim_due)
         self.report = DeliveryReport()  # live: catch-up's progress reads it while sending
         self._halt = threading.Event()  # credentials rejected or receiver down: this run only
         self._streak = 0
@@ -90,7 +92,7 @@ class Deliverer:
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="deliver") as pool:
             while not self.stop.is_set() and not self._halt.is_set():
                 finished_collecting = until is None or until.is_set()
-                batch = self.ledger.claim_due(self.clock(), batch_size)
+                batch = self.ledger.claim_due(self.clock(), batch_size, self.owner)
                 if not batch:
                     if finished_collecting:
                         break

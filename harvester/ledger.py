@@ -12,7 +12,7 @@ reads and then writes can deadlock against another and fail at once, whatever th
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -80,8 +80,10 @@ class BuildRow(Base):
     payload: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    # Set while a worker holds the row (see claim_due); a crashed worker's claim simply expires.
+    # Set while a worker holds the row (see claim_due); a crashed worker's claim simply expires,
+    # or is released early by release_dead_claims when its owner is known to be gone.
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
     last_error: Mapped[str | None] = mapped_column(Text)
     last_http_status: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -385,7 +387,7 @@ class Ledger:
 
     # -- delivering ---------------------------------------------------------------------------
 
-    def claim_due(self, now: datetime, limit: int) -> list[LedgerEntry]:
+    def claim_due(self, now: datetime, limit: int, owner: str) -> list[LedgerEntry]:
         """Pending rows whose next attempt is due, oldest build first, leased to the caller so that
         another worker or replica does not send them at the same time."""
         with self._write() as connection:
@@ -406,7 +408,7 @@ class Ledger:
                 connection.execute(
                     update(BuildRow)
                     .where(BuildRow.id.in_([row.id for row in rows]))
-                    .values(claimed_until=now + CLAIM_LEASE)
+                    .values(claimed_until=now + CLAIM_LEASE, claimed_by=owner)
                 )
             return [LedgerEntry.from_row(row) for row in rows]
 
@@ -414,7 +416,7 @@ class Ledger:
         """Hand back claimed rows that were not attempted (delivery stopped)."""
         if not ids:
             return
-        values: dict[str, Any] = {"claimed_until": None}
+        values: dict[str, Any] = {"claimed_until": None, "claimed_by": None}
         if next_attempt_at is not None:
             values["next_attempt_at"] = next_attempt_at
         with self._write() as connection:
@@ -424,16 +426,23 @@ class Ledger:
                 .values(**values)
             )
 
-    def release_stale_claims(self) -> int:
-        """Drop every claim. Only for a ledger that one process uses (SQLite): claims left by a
-        process that was killed would otherwise delay those rows until their lease ends."""
-        if self._dialect != "sqlite":
-            return 0
+    def release_dead_claims(self, owner_alive: Callable[[str], bool], now: datetime) -> int:
+        """Release the claims of owners that ``owner_alive`` says are gone (a process killed
+        mid-delivery), so their rows need not wait out the lease. Live owners keep theirs: a
+        catch-up started beside the daemon must not re-send the daemon's rows in flight."""
         with self._write() as connection:
+            owners = connection.execute(
+                select(BuildRow.claimed_by)
+                .where(BuildRow.claimed_by.is_not(None), BuildRow.claimed_until > now)
+                .distinct()
+            ).scalars()
+            dead = [owner for owner in owners if owner is not None and not owner_alive(owner)]
+            if not dead:
+                return 0
             result = connection.execute(
                 update(BuildRow)
-                .where(BuildRow.claimed_until.is_not(None))
-                .values(claimed_until=None)
+                .where(BuildRow.claimed_by.in_(dead))
+                .values(claimed_until=None, claimed_by=None)
             )
             return result.rowcount or 0
 
@@ -453,6 +462,7 @@ class Ledger:
                 "attempts": attempts,
                 "last_http_status": outcome.http_status,
                 "claimed_until": None,
+                "claimed_by": None,
             }
             if outcome.outcome == "sent":
                 status = "sent"

@@ -29,7 +29,7 @@ def filled(tmp_path: Path) -> tuple[Path, Ledger]:
         NewBuild("mbp/feature%2Fx", 7, "SUCCESS", '{"build_number": 7}', NOW - timedelta(hours=1)),
     ]
     ledger.add_pending(rows, now=NOW)
-    first, second, third = sorted(ledger.claim_due(NOW, 3), key=lambda e: e.number)
+    first, second, third = sorted(ledger.claim_due(NOW, 3, "test"), key=lambda e: e.number)
     ledger.record_attempt(first.id, AttemptOutcome("sent", 202, None, 9), now=NOW, max_attempts=5)
     ledger.record_attempt(
         second.id,

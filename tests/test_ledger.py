@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import socket
+import subprocess
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -8,6 +10,7 @@ import sqlalchemy
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from harvester.cycle import claim_owner, claim_owner_alive
 from harvester.ledger import AttemptOutcome, Base, Ledger, NewBuild
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -40,9 +43,9 @@ def test_pending_then_sent_with_history(ledger_url: str) -> None:
     assert ledger.add_pending([build("a", 1), build("a", 2)], now=NOW, cursor=("a", 2)) == 2
     assert ledger.add_pending([build("a", 2)], now=NOW) == 0  # already held: ignored, not doubled
     assert ledger.cursors() == {"a": 2}
-    due = ledger.claim_due(NOW, 10)
+    due = ledger.claim_due(NOW, 10, "test")
     assert [e.number for e in due] == [1, 2]
-    assert ledger.claim_due(NOW, 10) == []  # leased: not handed out twice
+    assert ledger.claim_due(NOW, 10, "test") == []  # leased: not handed out twice
     status = ledger.record_attempt(
         due[0].id, AttemptOutcome("sent", 200, None, 12), now=NOW, max_attempts=3
     )
@@ -57,12 +60,12 @@ def test_pending_then_sent_with_history(ledger_url: str) -> None:
 def test_retries_then_dead_after_max_attempts(ledger_url: str) -> None:
     ledger = Ledger.open(ledger_url)
     ledger.add_pending([build("a", 1)], now=NOW)
-    entry_id = ledger.claim_due(NOW, 1)[0].id
+    entry_id = ledger.claim_due(NOW, 1, "test")[0].id
     later = NOW + timedelta(minutes=1)
     retry = AttemptOutcome("retry", 503, "HTTP 503", 5, next_attempt_at=later)
     assert ledger.record_attempt(entry_id, retry, now=NOW, max_attempts=2) == "pending"
-    assert ledger.claim_due(NOW, 1) == []  # not due before its next attempt time
-    assert [e.id for e in ledger.claim_due(later, 1)] == [entry_id]
+    assert ledger.claim_due(NOW, 1, "test") == []  # not due before its next attempt time
+    assert [e.id for e in ledger.claim_due(later, 1, "test")] == [entry_id]
     assert ledger.record_attempt(entry_id, retry, now=later, max_attempts=2) == "dead"
     entry = ledger.entry("a", 1)
     assert entry is not None
@@ -79,7 +82,7 @@ def test_retries_then_dead_after_max_attempts(ledger_url: str) -> None:
 def test_rejected_is_dead_at_once_and_credentials_do_not_count(ledger_url: str) -> None:
     ledger = Ledger.open(ledger_url)
     ledger.add_pending([build("a", 1), build("a", 2)], now=NOW)
-    first, second = ledger.claim_due(NOW, 2)
+    first, second = ledger.claim_due(NOW, 2, "test")
     creds = AttemptOutcome("credentials", 401, "HTTP 401", 3)
     assert ledger.record_attempt(first.id, creds, now=NOW, max_attempts=1) == "pending"
     entry = ledger.entry("a", 1)
@@ -125,7 +128,7 @@ def test_entries_filters_and_order(ledger_url: str) -> None:
 def test_concurrent_writers_do_not_fail_with_database_is_locked(sqlite_url: str) -> None:
     ledger = Ledger.open(sqlite_url)
     ledger.add_pending([build("j", n) for n in range(1, 201)], now=NOW)
-    due = ledger.claim_due(NOW, 200)
+    due = ledger.claim_due(NOW, 200, "test")
     errors: list[BaseException] = []
 
     def work(chunk: list[int]) -> None:
@@ -158,7 +161,7 @@ def test_two_replicas_never_claim_the_same_row(postgres_url: str) -> None:
     lock = threading.Lock()
 
     def claim(ledger: Ledger) -> None:
-        while batch := ledger.claim_due(NOW, 7):
+        while batch := ledger.claim_due(NOW, 7, "test"):
             with lock:
                 claimed.extend(e.id for e in batch)
 
@@ -171,3 +174,18 @@ def test_two_replicas_never_claim_the_same_row(postgres_url: str) -> None:
     assert len(claimed) == 100
     one.close()
     two.close()
+
+
+def test_only_claims_of_dead_owners_are_released(ledger_url: str) -> None:
+    ledger = Ledger.open(ledger_url)
+    ledger.add_pending([build("j", n) for n in range(1, 5)], now=NOW)
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process that has exited: its pid is no longer alive
+    host = socket.gethostname()
+    ledger.claim_due(NOW, 2, f"{host}:{gone.pid}")
+    ledger.claim_due(NOW, 1, claim_owner())  # this very process: alive
+    ledger.claim_due(NOW, 1, "other-replica-host:1")  # cannot be checked from here: alive
+    assert ledger.claim_due(NOW, 10, "x") == []
+    assert ledger.release_dead_claims(claim_owner_alive, NOW) == 2
+    assert sorted(e.number for e in ledger.claim_due(NOW, 10, "x")) == [1, 2]
+    ledger.close()
