@@ -43,7 +43,12 @@ class CatchUpResult:
     def exit_code(self) -> int:
         if self.delivery.credentials_error is not None:
             return ExitCode.WEBHOOK_CREDENTIALS
-        if self.collect.job_errors or self.delivery.retrying or self.delivery.dead:
+        if (
+            self.collect.job_errors
+            or self.delivery.retrying
+            or self.delivery.dead
+            or self.delivery.receiver_down
+        ):
             return ExitCode.WORK_LEFT
         return ExitCode.OK
 
@@ -148,11 +153,15 @@ def catch_up(
     delivery = deliverer.report if deliverer is not None else DeliveryReport()
     progress.start(len(jobs))
     collecting_done = threading.Event()
+    delivery_failure: list[BaseException] = []
     delivery_thread = None
     if deliverer is not None and sink is None:
 
         def deliver() -> None:
-            deliverer.deliver_due(until=collecting_done)
+            try:
+                deliverer.deliver_due(until=collecting_done)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread below
+                delivery_failure.append(exc)
 
         delivery_thread = threading.Thread(target=deliver, name="catch-up-delivery", daemon=True)
         delivery_thread.start()
@@ -169,5 +178,7 @@ def catch_up(
         while delivery_thread is not None and delivery_thread.is_alive():
             delivery_thread.join(0.5)
             progress.update(report, delivery)
+    if delivery_failure:
+        raise delivery_failure[0]
     progress.finish(report, delivery)
     return CatchUpResult(len(jobs), report, delivery, dry_run=sink is not None)
