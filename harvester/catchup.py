@@ -43,12 +43,8 @@ class CatchUpResult:
     def exit_code(self) -> int:
         if self.delivery.credentials_error is not None:
             return ExitCode.WEBHOOK_CREDENTIALS
-        if (
-            self.collect.job_errors
-            or self.delivery.retrying
-            or self.delivery.dead
-            or self.delivery.receiver_down
-        ):
+        # (a receiver found down also shows here: delivery halts only after rows left to retry)
+        if self.collect.job_errors or self.delivery.retrying or self.delivery.dead:
             return ExitCode.WORK_LEFT
         return ExitCode.OK
 

@@ -14,6 +14,7 @@ from harvester.collect import CollectReport
 from harvester.deliver import DeliveryReport
 from harvester.ledger import Ledger
 from harvester.output import BarProgress
+from harvester.receiver import Reply
 from harvester.simulator import PIPELINE, SimBuild, SimStage, Simulator
 from harvester.timeparse import iso_utc, to_epoch_ms
 from tests.helpers import loopback_config
@@ -129,3 +130,14 @@ def test_progress_bar_on_a_terminal() -> None:
     text = stream.getvalue()
     assert "3/4" in text
     assert "12 collected, 10 delivered, 1 failed" in text
+
+
+def test_receiver_down_leaves_rows_pending_and_exits_1(config, receiver, tmp_path) -> None:
+    receiver.default = Reply(503, "maintenance")
+    assert main(["--config", str(config), "catch-up", "--since", "60d"]) == 1
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'l.db'}")
+    counts = ledger.stats().counts
+    assert counts["sent"] == 0
+    assert counts["dead"] == 0
+    assert counts["pending"] == 32  # every build kept for the next run
+    ledger.close()
