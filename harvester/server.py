@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from harvester.metrics import CONTENT_TYPE, Metrics
-from harvester.threaded_server import ThreadedServer
+from harvester.threaded_server import QuietHandler, ThreadedServer
 
 HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
 
@@ -28,25 +28,15 @@ class StatusServer(ThreadedServer):
         )
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     metrics: Metrics
     health: HealthCheck
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # scraped every few seconds: not worth a log line
 
     def do_GET(self) -> None:
         if self.path.split("?")[0] == "/healthz":
             healthy, detail = self.health()
-            self._send(200 if healthy else 503, json.dumps(detail).encode(), "application/json")
+            self.respond(200 if healthy else 503, json.dumps(detail).encode(), "application/json")
         elif self.path.split("?")[0] == "/metrics":
-            self._send(200, self.metrics.exposition(), CONTENT_TYPE)
+            self.respond(200, self.metrics.exposition(), CONTENT_TYPE)
         else:
-            self._send(404, b"not found: try /healthz or /metrics\n", "text/plain")
-
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+            self.respond(404, b"not found: try /healthz or /metrics\n", "text/plain")

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from harvester.threaded_server import ThreadedServer
+from harvester.threaded_server import QuietHandler, ThreadedServer
 
 FREESTYLE = "hudson.model.FreeStyleProject"
 PIPELINE = "org.jenkinsci.plugins.workflow.job.WorkflowJob"
@@ -373,7 +373,14 @@ class Simulator(ThreadedServer):
             data["builtOn"] = ""
         return data
 
-    def wfapi_json(self, full: list[str], build: SimBuild) -> dict[str, Any]:
+    def stage_json(self, full: list[str], build: SimBuild, node_id: str) -> dict[str, Any] | None:
+        """``execution/node/<id>/wfapi/describe`` of a stage: the stage with its steps."""
+        stages = self.wfapi_json(full, build, full_stages=True)["stages"]
+        return next((s for s in stages if s["id"] == node_id), None)
+
+    def wfapi_json(
+        self, full: list[str], build: SimBuild, *, full_stages: bool = True
+    ) -> dict[str, Any]:
         base = "/" + "".join(f"job/{quote(p, safe='')}/" for p in full) + f"{build.number}/"
         stages = []
         node_id = 5
@@ -410,7 +417,7 @@ class Simulator(ThreadedServer):
                     "startTimeMillis": stage.start_ms,
                     "durationMillis": stage.duration_ms,
                     "pauseDurationMillis": 0,
-                    "stageFlowNodes": steps,
+                    **({"stageFlowNodes": steps} if full_stages else {}),
                 }
             )
         return {
@@ -440,12 +447,8 @@ class Simulator(ThreadedServer):
         yield from walk(self.root, [])
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     sim: Simulator
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # quiet: tests and the demo print what matters
 
     def _send(
         self,
@@ -454,14 +457,12 @@ class _Handler(BaseHTTPRequestHandler):
         content_type: str = "application/json",
         headers: dict[str, str] | None = None,
     ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", f"{content_type};charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Jenkins", JENKINS_VERSION)
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
+        self.respond(
+            status,
+            body,
+            f"{content_type};charset=utf-8",
+            {"X-Jenkins": JENKINS_VERSION, **(headers or {})},
+        )
 
     def _json(self, value: Any) -> None:
         self._send(200, json.dumps(value, separators=(",", ":")).encode())
@@ -569,9 +570,25 @@ class _Handler(BaseHTTPRequestHandler):
             if rest[1:] == ["api", "json"]:
                 self._json(apply_tree(sim.build_json(node, full, build), tree))
                 return
-            if rest[1:] == ["wfapi", "describe"] and sim.wfapi_installed and node.kind == PIPELINE:
-                self._json(sim.wfapi_json(full, build))
-                return
+            if sim.wfapi_installed and node.kind == PIPELINE:
+                if rest[1:] == ["wfapi", "describe"]:
+                    # Like the plugin: steps (stageFlowNodes) only with fullStages=true.
+                    full_stages = query.get("fullStages", ["false"])[0] == "true"
+                    self._json(sim.wfapi_json(full, build, full_stages=full_stages))
+                    return
+                if (
+                    len(rest) == 6
+                    and rest[1:3] == ["execution", "node"]
+                    and rest[4:]
+                    == [
+                        "wfapi",
+                        "describe",
+                    ]
+                ):
+                    stage = sim.stage_json(full, build, rest[3])
+                    if stage is not None:
+                        self._json(stage)
+                        return
         if rest == [] and node is sim.root:
             self._send(200, b"<html>Dashboard</html>", "text/html")
             return
@@ -579,6 +596,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _kind(path: str) -> str:
+    if "/execution/node/" in path:
+        return "wfapi-node"
     if path.endswith("/wfapi/describe"):
         return "wfapi"
     if path.startswith("/crumbIssuer"):
