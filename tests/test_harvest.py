@@ -13,7 +13,7 @@ import pytest
 from harvester.collect import Collector
 from harvester.config import settings_from_mapping
 from harvester.cycle import mapping_rules
-from harvester.errors import JenkinsUnreachable
+from harvester.errors import JenkinsTransientError, JenkinsUnreachable
 from harvester.jenkins import JenkinsClient
 from harvester.ledger import Ledger
 from harvester.simulator import (
@@ -323,3 +323,26 @@ def test_stop_part_way_through_a_backlog_does_not_skip_older_builds(
     collect(sim, ledger)
     assert len(ledger.entries()) == 150
     assert ledger.cursors() == {"busy": 150}
+
+
+def test_proxy_from_the_environment_is_used(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The client reads the proxy variables once, at construction, not per request: they must
+    # still take effect. The simulator stands in for the proxy (it serves the absolute-form
+    # target a proxy receives), so a request for a host that does not resolve reaches it only
+    # through the proxy.
+    monkeypatch.setenv("HTTP_PROXY", sim.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    sim.add("app")
+    jenkins = JenkinsClient(
+        "http://jenkins.invalid:8080/", sim.username, sim.api_token, timeout=5, retries=0
+    )
+    assert [job.full_name for job in jenkins.discover()] == ["app"]
+    monkeypatch.setenv("NO_PROXY", "jenkins.invalid")
+    direct = JenkinsClient(
+        "http://jenkins.invalid:8080/", sim.username, sim.api_token, timeout=5, retries=0
+    )
+    with pytest.raises(JenkinsTransientError, match="cannot connect"):
+        direct.discover()
