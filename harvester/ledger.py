@@ -34,10 +34,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    bindparam,
     create_engine,
     delete,
     event,
     func,
+    insert,
     or_,
     select,
     update,
@@ -125,6 +127,51 @@ class CycleRow(Base):
     delivered: Mapped[int] = mapped_column(Integer)
     failed: Mapped[int] = mapped_column(Integer)
     jenkins_requests: Mapped[int] = mapped_column(BigInteger)
+
+
+# The statements of the per-build hot path (claim, record), built once: SQLAlchemy then skips
+# building and keying them on every call, which was most of a delivery's CPU.
+_BUILDS = Base.metadata.tables[BuildRow.__tablename__]
+_UTC_TIME = DateTime(timezone=True)
+_SELECT_ATTEMPTS = select(_BUILDS.c.attempts).where(_BUILDS.c.id == bindparam("row_id"))
+_RECORD_ATTEMPT = (
+    update(_BUILDS)
+    .where(_BUILDS.c.id == bindparam("row_id"))
+    .values(
+        status=bindparam("new_status"),
+        attempts=bindparam("new_attempts"),
+        last_http_status=bindparam("http_status"),
+        last_error=bindparam("error"),
+        # Only a retry moves the next attempt; only a 2xx sets sent_at.
+        next_attempt_at=func.coalesce(
+            bindparam("next_at", type_=_UTC_TIME), _BUILDS.c.next_attempt_at
+        ),
+        sent_at=func.coalesce(bindparam("sent", type_=_UTC_TIME), _BUILDS.c.sent_at),
+        claimed_until=None,
+        claimed_by=None,
+    )
+)
+_INSERT_ATTEMPT = insert(Base.metadata.tables[DeliveryAttemptRow.__tablename__])
+_CLAIM_SELECT = (
+    select(_BUILDS)
+    .where(
+        _BUILDS.c.status == "pending",
+        _BUILDS.c.next_attempt_at <= bindparam("now", type_=_UTC_TIME),
+        or_(
+            _BUILDS.c.claimed_until.is_(None),
+            _BUILDS.c.claimed_until <= bindparam("now", type_=_UTC_TIME),
+        ),
+    )
+    .order_by(_BUILDS.c.started_at, _BUILDS.c.id)
+    .limit(bindparam("limit"))
+)
+# Two replicas on one PostgreSQL ledger each take different rows instead of waiting.
+_CLAIM_SELECT_FOR_UPDATE = _CLAIM_SELECT.with_for_update(skip_locked=True)
+_CLAIM_UPDATE = (
+    update(_BUILDS)
+    .where(_BUILDS.c.id.in_(bindparam("ids", expanding=True)))
+    .values(claimed_until=bindparam("until", type_=_UTC_TIME), claimed_by=bindparam("owner"))
+)
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -390,25 +437,13 @@ class Ledger:
     def claim_due(self, now: datetime, limit: int, owner: str) -> list[LedgerEntry]:
         """Pending rows whose next attempt is due, oldest build first, leased to the caller so that
         another worker or replica does not send them at the same time."""
+        statement = _CLAIM_SELECT_FOR_UPDATE if self._dialect == "postgresql" else _CLAIM_SELECT
         with self._write() as connection:
-            query = (
-                select(BuildRow)
-                .where(
-                    BuildRow.status == "pending",
-                    BuildRow.next_attempt_at <= now,
-                    or_(BuildRow.claimed_until.is_(None), BuildRow.claimed_until <= now),
-                )
-                .order_by(BuildRow.started_at, BuildRow.id)
-                .limit(limit)
-            )
-            if self._dialect == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            rows = connection.execute(query).all()
+            rows = connection.execute(statement, {"now": now, "limit": limit}).all()
             if rows:
                 connection.execute(
-                    update(BuildRow)
-                    .where(BuildRow.id.in_([row.id for row in rows]))
-                    .values(claimed_until=now + CLAIM_LEASE, claimed_by=owner)
+                    _CLAIM_UPDATE,
+                    {"ids": [row.id for row in rows], "until": now + CLAIM_LEASE, "owner": owner},
                 )
             return [LedgerEntry.from_row(row) for row in rows]
 
@@ -452,44 +487,46 @@ class Ledger:
         """Write one delivery attempt and its effect on the row; returns the row's new status."""
         with self._write() as connection:
             attempts = connection.execute(
-                select(BuildRow.attempts).where(BuildRow.id == entry_id)
+                _SELECT_ATTEMPTS, {"row_id": entry_id}
             ).scalar_one_or_none()
             if attempts is None:  # forgotten while in flight: nothing to record against
                 return "forgotten"
             counted = outcome.outcome != "credentials"
             attempts += 1 if counted else 0
-            values: dict[str, Any] = {
-                "attempts": attempts,
-                "last_http_status": outcome.http_status,
-                "claimed_until": None,
-                "claimed_by": None,
-            }
+            error = outcome.error
+            next_attempt_at = None
+            sent_at = None
             if outcome.outcome == "sent":
-                status = "sent"
-                values.update(status="sent", sent_at=now, last_error=None)
+                status, error, sent_at = "sent", None, now
             elif outcome.outcome == "dead" or attempts >= max_attempts:
                 status = "dead"
-                error = outcome.error
                 if outcome.outcome != "dead":
                     error = f"gave up after {attempts} attempts; last: {outcome.error}"
-                values.update(status="dead", last_error=error)
             else:
                 status = "pending"
-                values.update(
-                    status="pending",
-                    last_error=outcome.error,
-                    next_attempt_at=outcome.next_attempt_at or now,
-                )
-            connection.execute(update(BuildRow).where(BuildRow.id == entry_id).values(**values))
+                next_attempt_at = outcome.next_attempt_at or now
             connection.execute(
-                self._insert(DeliveryAttemptRow).values(
-                    build_id=entry_id,
-                    attempted_at=now,
-                    outcome=outcome.outcome if status != "dead" else "dead",
-                    http_status=outcome.http_status,
-                    error=outcome.error,
-                    duration_ms=outcome.duration_ms,
-                )
+                _RECORD_ATTEMPT,
+                {
+                    "row_id": entry_id,
+                    "new_status": status,
+                    "new_attempts": attempts,
+                    "http_status": outcome.http_status,
+                    "error": error,
+                    "next_at": next_attempt_at,
+                    "sent": sent_at,
+                },
+            )
+            connection.execute(
+                _INSERT_ATTEMPT,
+                {
+                    "build_id": entry_id,
+                    "attempted_at": now,
+                    "outcome": outcome.outcome if status != "dead" else "dead",
+                    "http_status": outcome.http_status,
+                    "error": outcome.error,
+                    "duration_ms": outcome.duration_ms,
+                },
             )
             return status
 
