@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import TypeVar
 
@@ -247,11 +247,15 @@ def map_artifacts(job: JobRef, build: Build, instance_url: str) -> list[Artifact
 # -- stages and steps --------------------------------------------------------------------------
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def iso_millis(epoch_ms: int) -> str:
-    """``2026-11-28T18:40:48.123Z`` (integer arithmetic: floats would round milliseconds)."""
-    seconds, millis = divmod(epoch_ms, 1000)
-    moment = datetime.fromtimestamp(seconds, tz=UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{millis:03d}Z"
+    """``2026-11-28T18:40:48.123Z``. A timedelta of whole milliseconds keeps them exact (a float
+    of seconds would round them), and isoformat is several times faster than strftime: this
+    runs for every stage and step of every build."""
+    moment = _EPOCH + timedelta(milliseconds=epoch_ms)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _node_fields(node: FlowNode) -> dict[str, object]:
