@@ -1,22 +1,43 @@
-"""Benchmark: a generated instance in the Jenkins simulator, a local receiver, a catch-up, then an
-idle cycle. Prints requests by kind against R_min, wall time, deliveries/s, peak RSS, CPU per build.
+"""The benchmark. The Jenkins simulator (with a generated instance) and a local webhook receiver run in
+a **separate process**, so the figures for the harvester (CPU, peak RSS) are its own.
 
-    python bench/run.py --jobs 500 --builds 20 --stages 5 --steps 4 --latency-ms 20 --concurrency 8
+    python bench/run.py catch-up   # issue 5: catch-up + idle cycle, then the naive baseline
+    python bench/run.py deliver    # issue 4: deliveries/s of pending rows, nothing else running
+    python bench/run.py daemon     # issue 4: latency of builds finishing while `harvester run` runs
+
+``catch-up`` defaults to the issue's instance: 500 jobs in folders and multibranch projects x 20
+builds, 5 stages x 4 steps, 20 ms per Jenkins request, jenkins.max_concurrency 8.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import multiprocessing
+import os
+import platform
+import random
 import resource
+import signal
+import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
 
-from harvester.catchup import LogProgress, catch_up
-from harvester.cli import build_harvester, close_harvester
-from harvester.config import settings_from_mapping
-from harvester.receiver import Receiver
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from naive import run_naive
+
+from harvester.names import decoded
 from harvester.simulator import (
     MULTIBRANCH,
     PIPELINE,
@@ -26,87 +47,202 @@ from harvester.simulator import (
     Simulator,
     branch_job_name,
 )
-from harvester.timeparse import resolve_when, to_epoch_ms
+from harvester.timeparse import to_epoch_ms
+
+# -- the instance, served from a child process -------------------------------------------------
 
 
-def build_instance(sim: Simulator, jobs: int, builds: int, stages: int, steps: int) -> int:
+@dataclass(frozen=True)
+class Shape:
+    jobs: int
+    builds: int
+    stages: int
+    steps: int
+    latency_ms: float
+
+
+def sim_build(number: int, start: int, shape: Shape, *, in_progress: bool = False) -> SimBuild:
+    return SimBuild(
+        number,
+        start,
+        in_progress=in_progress,
+        result=None if in_progress else "SUCCESS",
+        causes=[{"_class": "hudson.model.Cause$UserIdCause", "userId": "u"}],
+        commits=["ab" * 20],
+        repo_url="https://git/x.git",
+        stages=[
+            SimStage(
+                f"S{s}",
+                "SUCCESS",
+                start + s * 1000,
+                900,
+                [(f"step{k}", "SUCCESS", start + s * 1000 + k, 10) for k in range(shape.steps)],
+            )
+            for s in range(shape.stages)
+        ],
+    )
+
+
+def build_instance(sim: Simulator, shape: Shape) -> list[str]:
+    """Jobs in nested folders, every fifth one a branch of a multibranch project. Returns the jobs'
+    full names."""
     now = to_epoch_ms(datetime.now(tz=UTC))
-    pipelines = 0
-    for j in range(jobs):
-        if j % 5 == 4:  # every fifth job is a branch of a multibranch project
+    names = []
+    for j in range(shape.jobs):
+        if j % 5 == 4:
+            path = f"org{j % 7}/mbp{j % 11}"
             try:
-                project = sim.job(f"org{j % 7}/mbp{j % 11}")
+                project = sim.job(path)
             except KeyError:
-                project = sim.add(f"org{j % 7}/mbp{j % 11}", MULTIBRANCH)
+                project = sim.add(path, MULTIBRANCH)
             job = SimJob(branch_job_name(f"feature/b{j}"), PIPELINE)
             project.children.append(job)
+            names.append(f"{path}/{job.name}")
         else:
-            job = sim.add(f"org{j % 7}/team{j % 13}/sub{j % 3}/job{j}", PIPELINE)
-        for n in range(1, builds + 1):
-            start = now - (builds - n + 1) * 3_600_000
-            job.builds.append(
-                SimBuild(
-                    n,
-                    start,
-                    causes=[{"_class": "hudson.model.Cause$UserIdCause", "userId": "u"}],
-                    commits=["ab" * 20],
-                    repo_url="https://git/x.git",
-                    stages=[
-                        SimStage(
-                            f"S{s}",
-                            "SUCCESS",
-                            start + s * 1000,
-                            900,
-                            [
-                                (f"step{k}", "SUCCESS", start + s * 1000 + k, 10)
-                                for k in range(steps)
-                            ],
-                        )
-                        for s in range(stages)
-                    ],
-                )
-            )
-            pipelines += 1
-    return pipelines
+            names.append(f"org{j % 7}/team{j % 13}/sub{j % 3}/job{j}")
+            job = sim.add(names[-1], PIPELINE)
+        for n in range(1, shape.builds + 1):
+            job.builds.append(sim_build(n, now - (shape.builds - n + 1) * 3_600_000, shape))
+    return names
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--jobs", type=int, default=500)
-    parser.add_argument("--builds", type=int, default=20)
-    parser.add_argument("--stages", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--latency-ms", type=float, default=20)
-    parser.add_argument("--concurrency", type=int, default=8)
-    args = parser.parse_args()
-    with (
-        Simulator(latency_ms=args.latency_ms) as sim,
-        Receiver() as receiver,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
+def serve(conn: Connection, shape: Shape) -> None:
+    """The child process: serve the instance and answer the parent's commands until "stop"."""
+    from harvester.receiver import Receiver  # noqa: PLC0415
+
+    with Simulator(latency_ms=shape.latency_ms) as sim, Receiver() as receiver:
         sim.record_paths = False
-        pipelines = build_instance(sim, args.jobs, args.builds, args.stages, args.steps)
-        settings = settings_from_mapping(
+        names = build_instance(sim, shape)
+        conn.send(
             {
-                "jenkins": {
-                    "url": sim.url,
-                    "username": sim.username,
-                    "api_token": sim.api_token,
-                    "max_concurrency": args.concurrency,
-                },
-                "sei": {
-                    "url": receiver.url,
-                    "token": "demo-token",
-                    "instance_name": "bench",
-                    "instance_guid": "3f2b8c1e-0d4a-4c55-9e1b-7a6f5d4c3b2a",
-                    "max_concurrency": 4,
-                },
-                "ledger": {"url": f"sqlite:///{tmp}/bench.db"},
-                "logging": {"level": "WARNING"},
+                "jenkins": sim.url,
+                "username": sim.username,
+                "token": sim.api_token,
+                "webhook": receiver.url,
+                "jobs": names,
             }
+        )
+        while True:
+            command, *args = conn.recv()
+            if command == "stop":
+                conn.send(None)
+                return
+            if command == "counts":
+                with sim.lock:
+                    conn.send(dict(sim.counts))
+            elif command == "reset":
+                sim.reset_counts()
+                conn.send(None)
+            elif command == "accepted":  # [(job, number, wall-clock time received)]
+                with receiver.lock:
+                    conn.send(
+                        [
+                            (r.body["job_full_name"], r.body["build_number"], r.at)
+                            for r in receiver.received
+                            if r.answered.startswith("2")
+                        ]
+                    )
+            elif command == "start":  # a new build, running
+                with sim.lock:
+                    job = sim.job(args[0])
+                    number = job.builds[-1].number + 1 if job.builds else 1
+                    started = to_epoch_ms(datetime.now(tz=UTC))
+                    job.builds.append(sim_build(number, started, shape, in_progress=True))
+                conn.send(number)
+            elif command == "finish":
+                with sim.lock:
+                    next(b for b in sim.job(args[0]).builds if b.number == args[1]).finish()
+                conn.send(time.time())
+
+
+class Instance:
+    """The parent's handle on the serving child."""
+
+    def __init__(self, conn: Connection, info: dict[str, Any]) -> None:
+        self.conn = conn
+        self.jenkins_url: str = info["jenkins"]
+        self.username: str = info["username"]
+        self.token: str = info["token"]
+        self.webhook_url: str = info["webhook"]
+        self.jobs: list[str] = info["jobs"]
+
+    def ask(self, *command: Any) -> Any:
+        self.conn.send(command)
+        return self.conn.recv()
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.ask("counts"))
+
+    def config(self, tmp: str, **sections: dict[str, Any]) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "jenkins": {
+                "url": self.jenkins_url,
+                "username": self.username,
+                "api_token": self.token,
+            },
+            "sei": {
+                "url": self.webhook_url,
+                "token": "demo-token",
+                "instance_name": "bench",
+                "instance_guid": "3f2b8c1e-0d4a-4c55-9e1b-7a6f5d4c3b2a",
+                "max_concurrency": 4,
+            },
+            "ledger": {"url": f"sqlite:///{tmp}/bench.db"},
+            "logging": {"level": "WARNING"},
+        }
+        for name, values in sections.items():
+            config.setdefault(name, {}).update(values)
+        return config
+
+
+@contextmanager
+def instance(shape: Shape) -> Iterator[Instance]:
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    process = context.Process(target=serve, args=(child, shape), daemon=True)
+    process.start()
+    try:
+        yield Instance(parent, parent.recv())
+        parent.send(("stop",))
+        parent.recv()
+    finally:
+        process.join(5)
+        if process.is_alive():
+            process.kill()
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def machine() -> str:
+    return (
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}, "
+        f"{datetime.now(tz=UTC):%Y-%m-%d}"
+    )
+
+
+# -- catch-up (issue 5) ------------------------------------------------------------------------
+
+
+def bench_catch_up(args: argparse.Namespace) -> None:
+    from harvester.catchup import LogProgress, catch_up  # noqa: PLC0415
+    from harvester.cli import build_harvester, close_harvester  # noqa: PLC0415
+    from harvester.config import settings_from_mapping  # noqa: PLC0415
+    from harvester.timeparse import resolve_when  # noqa: PLC0415
+
+    shape = Shape(args.jobs, args.builds, args.stages, args.steps, args.latency_ms)
+    with instance(shape) as inst, tempfile.TemporaryDirectory() as tmp:
+        settings = settings_from_mapping(
+            inst.config(
+                tmp,
+                jenkins={"max_concurrency": args.concurrency},
+                sei={"max_concurrency": args.sei_concurrency},
+            )
         )
         harvester = build_harvester(settings, threading.Event())
         now = datetime.now(tz=UTC)
+        rss_before = peak_rss_mb()
         cpu0, wall0 = time.process_time(), time.perf_counter()
         result = catch_up(
             harvester.collector(),
@@ -117,40 +253,191 @@ def main() -> None:
             progress=LogProgress(3600),
         )
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        requests = sum(sim.counts.values())
-        r_min = 1 + args.jobs + pipelines
+        rss = peak_rss_mb()
+        counts = inst.counts()
+        requests = sum(counts.values())
+        pipeline_builds = args.jobs * args.builds  # every generated job is a Pipeline
+        r_min = 1 + args.jobs + pipeline_builds
         collected = result.collect.builds_collected
+        bound = requests * args.latency_ms / 1000 / args.concurrency
+        print(f"machine: {machine()}")
         print(
-            f"catch-up: {args.jobs} jobs x {args.builds} builds, {args.stages}x{args.steps} "
-            f"stages x steps, {args.latency_ms} ms/request, jenkins.max_concurrency {args.concurrency}"
+            f"catch-up: {args.jobs} jobs x {args.builds} builds, {args.stages} stages x "
+            f"{args.steps} steps, {args.latency_ms:g} ms per Jenkins request, "
+            f"jenkins.max_concurrency {args.concurrency}, sei.max_concurrency {args.sei_concurrency}"
         )
         print(f"  builds collected {collected}, delivered {result.delivery.delivered}")
         print(
-            f"  Jenkins requests {requests} by kind {dict(sim.counts)}; R_min {r_min}; "
-            f"ratio {requests / r_min:.3f}"
+            f"  Jenkins requests {requests} {counts}; R_min {r_min}; ratio {requests / r_min:.3f}"
         )
-        bound = requests * args.latency_ms / 1000 / args.concurrency
         print(
             f"  wall {wall:.1f} s; latency bound {bound:.1f} s; ratio {wall / max(bound, 1e-9):.2f}"
         )
         print(f"  deliveries/s over the run {result.delivery.delivered / wall:.0f}")
-        print(
-            f"  CPU (harvester + in-process simulator and receiver) {cpu * 1000 / max(collected, 1):.2f} ms/build"
-        )
-        print(
-            f"  peak RSS (process, incl. simulator) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
-        )
+        print(f"  CPU {cpu:.1f} s = {cpu * 1000 / max(collected, 1):.2f} ms/build")
+        print(f"  peak RSS {rss:.0f} MB (before the catch-up {rss_before:.0f} MB)")
+
         # catch-up leaves cursors alone; the first regular cycle sets them (nothing to send)
         harvester.collector().collect(resolve_when("365d", now))
-        sim.reset_counts()
+        inst.ask("reset")
         cpu0 = time.process_time()
         idle = harvester.collector().collect(resolve_when("7d", now))
         print(
-            f"idle cycle: {sum(sim.counts.values())} Jenkins request(s), "
-            f"{idle.builds_collected} collected, CPU {time.process_time() - cpu0:.2f} s "
-            f"(incl. the simulator serving the discovery response)"
+            f"idle cycle: {sum(inst.counts().values())} Jenkins request(s), "
+            f"{idle.builds_collected} collected, CPU {time.process_time() - cpu0:.2f} s"
         )
         close_harvester(harvester)
+
+        if args.no_baseline:
+            return
+        inst.ask("reset")
+        naive = run_naive(
+            inst.jenkins_url,
+            inst.username,
+            inst.token,
+            since_ms=to_epoch_ms(now - timedelta(days=365)),
+            until_ms=to_epoch_ms(now),
+            concurrency=args.concurrency,
+        )
+        naive_counts = inst.counts()
+        naive_requests = sum(naive_counts.values())
+        print(f"naive python-jenkins baseline at concurrency {args.concurrency} (reads only):")
+        print(f"  builds read {naive.builds}; Jenkins requests {naive_requests} {naive_counts}")
+        print(f"  wall {naive.wall_seconds:.1f} s; CPU {naive.cpu_seconds:.1f} s")
+        print("side by side:          harvester     naive    naive/harvester")
+        print(
+            f"  Jenkins requests  {requests:>10} {naive_requests:>9} "
+            f"{naive_requests / requests:>10.1f}x"
+        )
+        print(
+            f"  wall time (s)     {wall:>10.1f} {naive.wall_seconds:>9.1f} "
+            f"{naive.wall_seconds / wall:>10.1f}x"
+        )
+
+
+# -- deliveries/s (issue 4) --------------------------------------------------------------------
+
+
+def bench_deliver(args: argparse.Namespace) -> None:
+    """Collect first (not timed), then time sending every pending row, nothing else running."""
+    from harvester.cli import build_harvester, close_harvester  # noqa: PLC0415
+    from harvester.config import settings_from_mapping  # noqa: PLC0415
+
+    shape = Shape(args.jobs, args.builds, args.stages, args.steps, 0)
+    with instance(shape) as inst, tempfile.TemporaryDirectory() as tmp:
+        settings = settings_from_mapping(
+            inst.config(tmp, sei={"max_concurrency": args.sei_concurrency})
+        )
+        harvester = build_harvester(settings, threading.Event())
+        collected = harvester.collector().collect(datetime.now(tz=UTC) - timedelta(days=365))
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        report = harvester.deliverer().deliver_due()
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        close_harvester(harvester)
+        received = len(inst.ask("accepted"))
+    print(f"machine: {machine()}")
+    print(
+        f"deliver: {collected.builds_collected} pending rows, sei.max_concurrency "
+        f"{args.sei_concurrency}, SQLite ledger, receiver on loopback in another process"
+    )
+    print(f"  delivered {report.delivered} (receiver accepted {received}) in {wall:.2f} s")
+    print(
+        f"  {report.delivered / wall:.0f} deliveries/s; CPU {cpu * 1000 / report.delivered:.2f} ms each"
+    )
+
+
+# -- latency under the daemon (issue 4) --------------------------------------------------------
+
+
+def bench_daemon(args: argparse.Namespace) -> None:
+    """Start `harvester run`, then finish builds at random moments and time how long each takes to
+    reach the receiver. The bound is one interval + 2 s."""
+    shape = Shape(args.jobs, 2, args.stages, args.steps, args.latency_ms)
+    with instance(shape) as inst, tempfile.TemporaryDirectory() as tmp:
+        config = inst.config(
+            tmp,
+            harvest={"interval_seconds": args.interval},
+            logging={"level": "INFO"},
+        )
+        config_path = Path(tmp, "config.json")
+        config_path.write_text(json.dumps(config))
+        log_path = Path(tmp, "daemon.log")
+        with log_path.open("w") as log_file:
+            daemon = subprocess.Popen(
+                [sys.executable, "-m", "harvester", "--config", str(config_path), "run"],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            history = len(inst.jobs) * 2
+            deadline = time.time() + 300
+            while len(inst.ask("accepted")) < history:  # the first cycles send the history
+                if time.time() > deadline or daemon.poll() is not None:
+                    raise SystemExit(f"the daemon did not deliver the history; see {log_path}")
+                time.sleep(0.5)
+            rng = random.Random(7)
+            finished: dict[tuple[str, int], float] = {}
+            for _ in range(args.samples):
+                job = rng.choice(inst.jobs)
+                number = inst.ask("start", job)
+                time.sleep(rng.uniform(0, args.interval))
+                # the payload names a branch job decoded (feature%2Fx -> feature/x)
+                finished[(decoded(job), number)] = inst.ask("finish", job, number)
+            deadline = time.time() + args.interval + 10
+            latencies: dict[tuple[str, int], float] = {}
+            while time.time() < deadline and len(latencies) < len(finished):
+                for job, number, at in inst.ask("accepted"):
+                    if (job, number) in finished:
+                        latencies[(job, number)] = at - finished[(job, number)]
+                time.sleep(0.2)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            code = daemon.wait(30)
+            if code != 0:
+                print(log_path.read_text(), file=sys.stderr)
+    bound = args.interval + 2
+    values = sorted(latencies.values())
+    print(f"machine: {machine()}")
+    print(
+        f"daemon: `harvester run`, harvest.interval_seconds {args.interval:g}, {args.jobs} jobs, "
+        f"{args.latency_ms:g} ms per Jenkins request; {args.samples} builds finished at random moments"
+    )
+    print(f"  delivered {len(values)}/{len(finished)}; daemon exit on SIGTERM {code}")
+    if values:
+        print(
+            f"  finish -> received: median {statistics.median(values):.2f} s, "
+            f"max {values[-1]:.2f} s; bound (interval + 2 s) {bound:g} s: "
+            f"{'met' if values[-1] <= bound and len(values) == len(finished) else 'NOT met'}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="mode", required=True)
+    catch = sub.add_parser("catch-up", help="catch-up + idle cycle, then the naive baseline")
+    catch.add_argument("--jobs", type=int, default=500)
+    catch.add_argument("--builds", type=int, default=20)
+    catch.add_argument("--stages", type=int, default=5)
+    catch.add_argument("--steps", type=int, default=4)
+    catch.add_argument("--latency-ms", type=float, default=20)
+    catch.add_argument("--concurrency", type=int, default=8, help="jenkins.max_concurrency")
+    catch.add_argument("--sei-concurrency", type=int, default=4, help="sei.max_concurrency")
+    catch.add_argument("--no-baseline", action="store_true")
+    deliver = sub.add_parser("deliver", help="deliveries/s of pending rows")
+    deliver.add_argument("--jobs", type=int, default=100)
+    deliver.add_argument("--builds", type=int, default=20)
+    deliver.add_argument("--stages", type=int, default=5)
+    deliver.add_argument("--steps", type=int, default=4)
+    deliver.add_argument("--sei-concurrency", type=int, default=4)
+    daemon = sub.add_parser("daemon", help="finish -> delivered latency under `harvester run`")
+    daemon.add_argument("--jobs", type=int, default=200)
+    daemon.add_argument("--stages", type=int, default=5)
+    daemon.add_argument("--steps", type=int, default=4)
+    daemon.add_argument("--latency-ms", type=float, default=20)
+    daemon.add_argument("--interval", type=float, default=10)
+    daemon.add_argument("--samples", type=int, default=10)
+    args = parser.parse_args()
+    {"catch-up": bench_catch_up, "deliver": bench_deliver, "daemon": bench_daemon}[args.mode](args)
 
 
 if __name__ == "__main__":

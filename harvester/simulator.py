@@ -598,7 +598,7 @@ class _Handler(QuietHandler):
 def _kind(path: str) -> str:
     if "/execution/node/" in path:
         return "wfapi-node"
-    if path.endswith("/wfapi/describe"):
+    if path.rstrip("/").endswith("/wfapi/describe"):  # python-jenkins adds a trailing slash
         return "wfapi"
     if path.startswith("/crumbIssuer"):
         return "crumb"

@@ -346,3 +346,23 @@ def test_proxy_from_the_environment_is_used(
     )
     with pytest.raises(JenkinsTransientError, match="cannot connect"):
         direct.discover()
+
+
+def test_simulator_wfapi_answers_like_the_plugin(sim: Simulator) -> None:
+    # The benchmark's naive baseline depends on this: describe without fullStages has no steps;
+    # a stage's own describe (its _links.self) has them.
+    job = sim.add("p", PIPELINE)
+    job.builds.append(
+        SimBuild(
+            1, ago(5), stages=[SimStage("Build", "SUCCESS", ago(5), 10, [("sh", "SUCCESS", 0, 1)])]
+        )
+    )
+    jenkins = JenkinsClient(sim.url, sim.username, sim.api_token, timeout=5)
+    brief = jenkins.get_json("job/p/1/wfapi/describe", kind="wfapi")
+    assert "stageFlowNodes" not in brief["stages"][0]
+    full = jenkins.pipeline_run("p", 1)
+    assert full is not None
+    assert [s["name"] for s in full["stages"][0]["stageFlowNodes"]] == ["sh"]
+    stage = jenkins.get_json(brief["stages"][0]["_links"]["self"]["href"].lstrip("/"), kind="wfapi")
+    assert stage["name"] == "Build"
+    assert stage["stageFlowNodes"] == full["stages"][0]["stageFlowNodes"]
