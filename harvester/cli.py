@@ -10,12 +10,13 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from datetime import UTC, datetime
 
 from harvester import __version__, output
 from harvester.catchup import LogProgress, Progress, catch_up
 from harvester.config import Settings, config_path, load_settings, settings_from_mapping
-from harvester.cycle import CycleResult, Harvester, claim_owner_alive
+from harvester.cycle import CycleResult, Harvester, claim_owner_alive, make_collector
 from harvester.errors import (
     ExitCode,
     HarvesterError,
@@ -295,25 +296,33 @@ def cmd_ledger_stats(args: argparse.Namespace) -> int:
 # -- harvest and delivery commands -------------------------------------------------------------
 
 
-def build_harvester(settings: Settings, stop: threading.Event) -> Harvester:
-    """Wire the parts from the settings: the one place clients and engines are created."""
-    metrics = Metrics()
-    jenkins = JenkinsClient(
+def _jenkins_client(settings: Settings, metrics: Metrics | None = None) -> JenkinsClient:
+    return JenkinsClient(
         settings.jenkins.url,
         settings.jenkins.username,
         settings.jenkins.token.get_secret_value(),
         timeout=settings.jenkins.timeout_seconds,
         verify_tls=settings.jenkins.verify_tls,
         max_concurrency=settings.jenkins.max_concurrency,
-        observer=metrics.observe_jenkins,
+        observer=None if metrics is None else metrics.observe_jenkins,
     )
-    webhook = WebhookClient(
+
+
+def _webhook_client(settings: Settings) -> WebhookClient:
+    return WebhookClient(
         settings.sei.url,
         settings.sei.secret.get_secret_value(),
         auth_scheme=settings.sei.auth_scheme,
         timeout=settings.sei.timeout_seconds,
         max_concurrency=settings.sei.max_concurrency,
     )
+
+
+def build_harvester(settings: Settings, stop: threading.Event) -> Harvester:
+    """Wire the parts from the settings: the one place clients and engines are created."""
+    metrics = Metrics()
+    jenkins = _jenkins_client(settings, metrics)
+    webhook = _webhook_client(settings)
     ledger = _open_ledger_for_delivery(settings)
     return Harvester(settings, jenkins, webhook, ledger, metrics, _now, stop)
 
@@ -404,26 +413,34 @@ def cmd_catch_up(args: argparse.Namespace) -> int:
     if since >= until:
         raise UsageError(f"--since ({iso_utc(since)}) must be before --until ({iso_utc(until)})")
     settings = _settings(args)
-    harvester = build_harvester(settings, threading.Event())
     progress: Progress = output.BarProgress() if sys.stderr.isatty() else LogProgress()
-    try:
+    with ExitStack() as resources:
         sink = None
+        deliverer = None
         if args.dry_run:
+            # It reads the ledger to skip what it holds, but writes nothing: no claims released.
+            jenkins = _jenkins_client(settings)
+            resources.callback(jenkins.close)
+            ledger = _open_ledger(settings)
+            resources.callback(ledger.close)
+            collector = make_collector(settings, jenkins, ledger, clock=_now)
 
             def sink(payload: dict[str, object]) -> None:
                 say(json.dumps(payload, ensure_ascii=False))
 
+        else:
+            harvester = build_harvester(settings, threading.Event())
+            resources.callback(close_harvester, harvester)
+            collector, deliverer = harvester.collector(), harvester.deliverer()
         result = catch_up(
-            harvester.collector(),
-            None if args.dry_run else harvester.deliverer(),
+            collector,
+            deliverer,
             since=since,
             until=until,
             job_globs=args.job,
             progress=progress,
             sink=sink,
         )
-    finally:
-        close_harvester(harvester)
     collect, delivery = result.collect, result.delivery
     if args.dry_run:
         complain(f"dry run: {result.jobs} job(s) scanned; nothing was written or sent")
@@ -440,11 +457,12 @@ def cmd_catch_up(args: argparse.Namespace) -> int:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    harvester = build_harvester(settings, threading.Event())
+    # Only Jenkins: preview neither reads nor writes the ledger (nor creates it).
+    jenkins = _jenkins_client(settings)
     try:
-        payload = harvester.collector().preview(args.job, args.build)
+        payload = make_collector(settings, jenkins, None, clock=_now).preview(args.job, args.build)
     finally:
-        close_harvester(harvester)
+        jenkins.close()
     output.print_json(json.loads(payload.to_json()))
     return ExitCode.OK
 
@@ -456,18 +474,19 @@ def cmd_check(args: argparse.Namespace) -> int:
         say(f"FAIL config: {exc}")
         raise
     say(f"ok   config: {config_path(args.config)}")
-    harvester = build_harvester(settings, threading.Event())
+    # Jenkins and the webhook only: checking must not create or migrate the ledger.
+    jenkins, webhook = _jenkins_client(settings), _webhook_client(settings)
     failures = 0
     code = ExitCode.OK
     try:
         try:
-            version = harvester.jenkins.version()
-            user = harvester.jenkins.whoami()
+            version = jenkins.version()
+            user = jenkins.whoami()
             say(
                 f"ok   jenkins: {settings.jenkins.url} answers (Jenkins {version or 'version unknown'}"
                 f"), authenticated as {user}"
             )
-            jobs = harvester.jenkins.discover()
+            jobs = jenkins.discover()
             say(f"ok   jenkins: {len(jobs)} job(s) visible")
             pipeline = next(
                 (j for j in jobs if j.is_pipeline and j.last_completed_build is not None), None
@@ -475,9 +494,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             if pipeline is None:
                 say("skip wfapi: no finished Pipeline build to ask about")
             elif pipeline.last_completed_build is not None:
-                found = harvester.jenkins.pipeline_run(
-                    pipeline.full_name, pipeline.last_completed_build
-                )
+                found = jenkins.pipeline_run(pipeline.full_name, pipeline.last_completed_build)
                 if found is None:
                     failures += 1
                     say(
@@ -490,12 +507,13 @@ def cmd_check(args: argparse.Namespace) -> int:
             say(f"FAIL jenkins: {exc}")
             code = ExitCode.JENKINS_UNREACHABLE
         try:
-            say(f"ok   webhook: host reachable ({harvester.webhook.reachable()}); nothing sent")
+            say(f"ok   webhook: host reachable ({webhook.reachable()}); nothing sent")
         except HarvesterError as exc:
             failures += 1
             say(f"FAIL webhook: {exc}")
     finally:
-        close_harvester(harvester)
+        jenkins.close()
+        webhook.close()
     if code != ExitCode.OK:
         return code
     return ExitCode.WORK_LEFT if failures else ExitCode.OK

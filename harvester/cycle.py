@@ -59,6 +59,28 @@ def mapping_rules(settings: Settings) -> MappingRules:
     )
 
 
+def make_collector(
+    settings: Settings,
+    jenkins: JenkinsClient,
+    ledger: Ledger | None,
+    *,
+    clock: Callable[[], datetime],
+    stop: threading.Event | None = None,
+) -> Collector:
+    """A collector as the settings say. ``ledger`` None: nothing is read from or written to it
+    (``preview``)."""
+    return Collector(
+        jenkins,
+        ledger,
+        mapping_rules(settings),
+        include=settings.jenkins.include,
+        exclude=settings.jenkins.exclude,
+        clock=clock,
+        workers=settings.jenkins.max_concurrency,
+        stop=stop,
+    )
+
+
 @dataclass
 class CycleResult:
     started_at: datetime
@@ -121,15 +143,8 @@ class Harvester:
     stop: threading.Event
 
     def collector(self) -> Collector:
-        return Collector(
-            self.jenkins,
-            self.ledger,
-            mapping_rules(self.settings),
-            include=self.settings.jenkins.include,
-            exclude=self.settings.jenkins.exclude,
-            clock=self.clock,
-            workers=self.settings.jenkins.max_concurrency,
-            stop=self.stop,
+        return make_collector(
+            self.settings, self.jenkins, self.ledger, clock=self.clock, stop=self.stop
         )
 
     def deliverer(self) -> Deliverer:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import subprocess
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -11,8 +13,9 @@ import pytest
 
 from harvester.cli import main
 from harvester.collect import CollectReport
+from harvester.cycle import claim_owner_alive
 from harvester.deliver import DeliveryReport
-from harvester.ledger import Ledger
+from harvester.ledger import Ledger, NewBuild
 from harvester.output import BarProgress
 from harvester.receiver import Reply
 from harvester.simulator import PIPELINE, SimBuild, SimStage, Simulator
@@ -63,6 +66,13 @@ def test_window_edges_and_job_filter(config, receiver) -> None:
 
 
 def test_dry_run_writes_and_sends_nothing(config, receiver, capsys, tmp_path) -> None:
+    # A row left claimed by a run that died mid-delivery: a real run would release it.
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger.add_pending([NewBuild("gone/job", 1, "SUCCESS", "{}", NOW - timedelta(days=1))], now=NOW)
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process that has exited
+    ledger.claim_due(NOW, 1, f"{socket.gethostname()}:{gone.pid}")
+    ledger.close()
     # 252h = 10.5 days: team/old #30 (10 days ago) and both other/app builds
     assert main(["--config", str(config), "catch-up", "--since", "252h", "--dry-run"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
@@ -74,8 +84,9 @@ def test_dry_run_writes_and_sends_nothing(config, receiver, capsys, tmp_path) ->
     }
     assert receiver.received == []
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'l.db'}")
-    assert ledger.entries() == []
+    assert [(e.job, e.number) for e in ledger.entries()] == [("gone/job", 1)]
     assert ledger.cursors() == {}
+    assert ledger.release_dead_claims(claim_owner_alive, NOW) == 1  # still claimed
     ledger.close()
 
 

@@ -164,8 +164,7 @@ def test_preview_prints_the_payload_and_writes_nothing(tmp_path, sim, receiver, 
     assert payload["job_full_name"] == "mbp/feature/x"
     assert payload["job_run"]["stages"][0]["displayName"] == "Build"
     assert receiver.received == []
-    assert main(["--config", str(config), "ledger", "list", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == []
+    assert not (tmp_path / "l.db").exists()  # the ledger is not even created
     assert main(["--config", str(config), "preview", "nope", "1"]) == 2
 
 
@@ -179,6 +178,7 @@ def test_check(tmp_path, sim, receiver, capsys) -> None:
     assert receiver.received == []  # nothing sent
     assert receiver.probes  # the host was reached...
     assert all("authorization" not in probe for probe in receiver.probes)  # ...without the token
+    assert not (tmp_path / "l.db").exists()  # checking neither creates nor migrates the ledger
     sim.wfapi_installed = False
     assert main(["--config", str(config), "check"]) == 1
     assert "FAIL wfapi" in capsys.readouterr().out
