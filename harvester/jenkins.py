@@ -344,45 +344,37 @@ class JenkinsClient:
             raise JenkinsMalformedResponse(f"no {field} list in the job JSON", job=job)
         return [b for b in data.get(field) or [] if isinstance(b, dict)]
 
-    def build(self, job: str, number: int) -> dict[str, Any]:
+    def _build_object(self, job: str, number: int, rest: str, *, kind: str) -> dict[str, Any]:
+        """A JSON object about one build (``<job path><number>/<rest>``); anything else is
+        malformed."""
         data = self.get_json(
-            f"{names.job_path(job)}{number}/api/json?tree={BUILD_FIELDS}",
-            kind="build",
-            job=job,
-            build=number,
+            f"{names.job_path(job)}{number}/{rest}", kind=kind, job=job, build=number
         )
         if not isinstance(data, dict):
-            raise JenkinsMalformedResponse("build JSON is not an object", job=job, build=number)
+            raise JenkinsMalformedResponse(
+                f"the {kind} answer is not a JSON object", job=job, build=number
+            )
         return data
+
+    def build(self, job: str, number: int) -> dict[str, Any]:
+        return self._build_object(job, number, f"api/json?tree={BUILD_FIELDS}", kind="build")
 
     def build_causes(self, job: str, number: int) -> dict[str, Any] | None:
         """An upstream build's causes, or None when Jenkins no longer has it (deleted, rotated)."""
         try:
-            data = self.get_json(
-                f"{names.job_path(job)}{number}/api/json?tree=actions[_class,{CAUSE_FIELDS}]",
-                kind="upstream",
-                job=job,
-                build=number,
+            return self._build_object(
+                job, number, f"api/json?tree=actions[_class,{CAUSE_FIELDS}]", kind="upstream"
             )
         except JenkinsNotFound:
             return None
-        return data if isinstance(data, dict) else None
 
     def pipeline_run(self, job: str, number: int) -> dict[str, Any] | None:
         """``wfapi/describe?fullStages=true``: every stage with its steps in one request. None when
         wfapi answers 404 (not a Pipeline, or the Pipeline Stage View plugin is not installed)."""
         try:
-            data = self.get_json(
-                f"{names.job_path(job)}{number}/wfapi/describe?fullStages=true",
-                kind="wfapi",
-                job=job,
-                build=number,
-            )
+            return self._build_object(job, number, "wfapi/describe?fullStages=true", kind="wfapi")
         except JenkinsNotFound:
             return None
-        if not isinstance(data, dict):
-            raise JenkinsMalformedResponse("wfapi answer is not an object", job=job, build=number)
-        return data
 
     def version(self) -> str | None:
         """The controller's version (``X-Jenkins`` header of the root API)."""

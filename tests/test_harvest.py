@@ -265,6 +265,34 @@ def test_wfapi_missing_sends_without_stages_and_5xx_holds_back(
     assert "job_run" in payloads(ledger)[("p3", 1)]
 
 
+def test_malformed_upstream_answer_holds_the_build_back(sim: Simulator, ledger: Ledger) -> None:
+    # An upstream answer that is JSON but not an object is malformed, not "the upstream build is
+    # gone": the build must not be sent with the wrong user (SYSTEM).
+    sim.add("up").builds = [
+        SimBuild(9, ago(100), causes=[{"_class": "hudson.model.Cause$UserIdCause", "userId": "u"}])
+    ]
+    sim.add("down").builds = [
+        SimBuild(
+            1,
+            ago(10),
+            causes=[
+                {
+                    "_class": "hudson.model.Cause$UpstreamCause",
+                    "upstreamProject": "up",
+                    "upstreamBuild": 9,
+                }
+            ],
+        )
+    ]
+    sim.fail("/job/up/9/api", 200, "[]")
+    report = collect(sim, ledger)
+    assert report.builds_held == 1
+    assert ("down", 1) not in payloads(ledger)
+    sim.heal()
+    collect(sim, ledger)
+    assert payloads(ledger)[("down", 1)]["user_id"] == "u"
+
+
 def test_include_exclude(sim: Simulator, ledger: Ledger) -> None:
     for name in ("team-a/app", "team-a/tools/lint", "team-b/app"):
         sim.add(name).builds = [SimBuild(1, ago(10))]
