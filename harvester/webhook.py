@@ -70,12 +70,10 @@ class WebhookClient:
         auth_scheme: str = "Bearer",
         timeout: float = 30.0,
         max_concurrency: int = 4,
-        verify: bool = True,
     ) -> None:
         self.url = url
         self._client = httpx.Client(
             timeout=timeout,
-            verify=verify,
             follow_redirects=False,
             limits=httpx.Limits(
                 max_connections=max_concurrency, max_keepalive_connections=max_concurrency
@@ -104,10 +102,9 @@ class WebhookClient:
             raise WebhookTransientError(
                 f"cannot reach the webhook ({exc.__class__.__name__}: {exc})", url=self.url
             ) from None
-        elapsed = int((time.perf_counter() - started) * 1000)
         status = response.status_code
         if 200 <= status < 300:
-            return PostResult("sent", status, None, elapsed)
+            return PostResult("sent", status, None, _ms_since(started))
         if status in (401, 403):
             raise WebhookCredentialsRejected(
                 "the webhook rejected the credentials",
