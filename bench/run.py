@@ -414,25 +414,30 @@ def bench_daemon(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="mode", required=True)
-    catch = sub.add_parser("catch-up", help="catch-up + idle cycle, then the naive baseline")
-    catch.add_argument("--jobs", type=int, default=500)
-    catch.add_argument("--builds", type=int, default=20)
-    catch.add_argument("--stages", type=int, default=5)
-    catch.add_argument("--steps", type=int, default=4)
+
+    def mode(
+        name: str, help_text: str, *, jobs: int, builds: int | None
+    ) -> argparse.ArgumentParser:
+        """A mode with the instance's shape as options."""
+        command = sub.add_parser(name, help=help_text)
+        command.add_argument("--jobs", type=int, default=jobs)
+        if builds is not None:
+            command.add_argument("--builds", type=int, default=builds)
+        command.add_argument("--stages", type=int, default=5)
+        command.add_argument("--steps", type=int, default=4)
+        return command
+
+    catch = mode("catch-up", "catch-up + idle cycle, then the naive baseline", jobs=500, builds=20)
     catch.add_argument("--latency-ms", type=float, default=20)
     catch.add_argument("--concurrency", type=int, default=8, help="jenkins.max_concurrency")
     catch.add_argument("--sei-concurrency", type=int, default=4, help="sei.max_concurrency")
     catch.add_argument("--no-baseline", action="store_true")
-    deliver = sub.add_parser("deliver", help="deliveries/s of pending rows")
-    deliver.add_argument("--jobs", type=int, default=100)
-    deliver.add_argument("--builds", type=int, default=20)
-    deliver.add_argument("--stages", type=int, default=5)
-    deliver.add_argument("--steps", type=int, default=4)
+    deliver = mode("deliver", "deliveries/s of pending rows", jobs=100, builds=20)
     deliver.add_argument("--sei-concurrency", type=int, default=4)
-    daemon = sub.add_parser("daemon", help="finish -> delivered latency under `harvester run`")
-    daemon.add_argument("--jobs", type=int, default=200)
-    daemon.add_argument("--stages", type=int, default=5)
-    daemon.add_argument("--steps", type=int, default=4)
+    # daemon: two builds of history per job, then the builds it finishes itself
+    daemon = mode(
+        "daemon", "finish -> delivered latency under `harvester run`", jobs=200, builds=None
+    )
     daemon.add_argument("--latency-ms", type=float, default=20)
     daemon.add_argument("--interval", type=float, default=10)
     daemon.add_argument("--samples", type=int, default=10)
