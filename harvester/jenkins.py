@@ -225,6 +225,14 @@ class JenkinsClient:
         except requests.HTTPError as exc:
             status = _status_of(exc)
             raise self._http_failure(status, job, build, shown) from None
+        except requests.exceptions.SSLError as exc:
+            # A configuration problem, not a transient one: retrying will not make it trusted.
+            raise JenkinsUnreachable(
+                f"Jenkins' TLS certificate cannot be verified ({_tls_reason(exc)})",
+                url=shown,
+                hint="set jenkins.verify_tls to the path of the CA bundle that signed it "
+                "(false turns verification off)",
+            ) from None
         except requests.ConnectionError as exc:
             raise JenkinsTransientError(
                 f"cannot connect to Jenkins ({_reason(exc)})", job=job, build=build, url=shown
@@ -399,6 +407,14 @@ def _status_of(exc: BaseException | None) -> int | None:
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
     return int(status) if isinstance(status, int) else None
+
+
+def _tls_reason(exc: BaseException) -> str:
+    # The useful part ("certificate verify failed: self-signed certificate") sits deep inside
+    # urllib3's wrapping, past where _reason would cut.
+    text = str(exc)
+    start = text.find("certificate verify failed")
+    return text[start:].split(" (_ssl", 1)[0].rstrip(")'\"") if start >= 0 else _reason(exc)
 
 
 def _reason(exc: BaseException) -> str:

@@ -52,7 +52,7 @@ class Receiver(ThreadedServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1/custom-cicd"
+        return f"{self.scheme}://127.0.0.1:{self.port}/v1/custom-cicd"
 
     def then(self, *replies: Reply) -> Receiver:
         with self.lock:

@@ -234,7 +234,7 @@ class Simulator(ThreadedServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        return f"{self.scheme}://127.0.0.1:{self.port}/"
 
     @property
     def root_url(self) -> str:

@@ -3,6 +3,7 @@ the webhook receiver."""
 
 from __future__ import annotations
 
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -36,9 +37,14 @@ class ThreadedServer:
 
     address: tuple[str, int] = ("127.0.0.1", 0)
     thread_name = "http-server"
+    tls: ssl.SSLContext | None = None  # set before start() to serve HTTPS (the TLS tests)
 
     def __init__(self) -> None:
         self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.tls is None else "https"
 
     def make_handler(self) -> type[BaseHTTPRequestHandler]:
         raise NotImplementedError
@@ -46,6 +52,8 @@ class ThreadedServer:
     def start(self) -> Self:
         self._server = ThreadingHTTPServer(self.address, self.make_handler())
         self._server.daemon_threads = True
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(
             target=self._server.serve_forever, daemon=True, name=self.thread_name
         ).start()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from harvester.collect import Collector
 from harvester.config import settings_from_mapping
@@ -394,3 +396,28 @@ def test_simulator_wfapi_answers_like_the_plugin(sim: Simulator) -> None:
     stage = jenkins.get_json(brief["stages"][0]["_links"]["self"]["href"].lstrip("/"), kind="wfapi")
     assert stage["name"] == "Build"
     assert stage["stageFlowNodes"] == full["stages"][0]["stageFlowNodes"]
+
+
+def test_tls_is_verified_unless_the_config_says_otherwise(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    simulator = Simulator()
+    simulator.tls = tls
+    with simulator as sim:
+        sim.add("app")
+        assert sim.url.startswith("https://")
+
+        def client(verify_tls: bool | Path) -> JenkinsClient:
+            return JenkinsClient(
+                sim.url, sim.username, sim.api_token, timeout=5, verify_tls=verify_tls, retries=0
+            )
+
+        with pytest.raises(JenkinsUnreachable, match="certificate verify failed") as failure:
+            client(True).discover()
+        assert "jenkins.verify_tls" in str(failure.value)
+        assert [j.full_name for j in client(bundle).discover()] == ["app"]
+        with pytest.warns(Warning, match="Unverified HTTPS"):
+            assert [j.full_name for j in client(False).discover()] == ["app"]
