@@ -24,7 +24,7 @@ from harvester.errors import (
     UsageError,
 )
 from harvester.jenkins import JenkinsClient
-from harvester.ledger import STATUSES, Ledger
+from harvester.ledger import STATUSES, Ledger, LedgerEntry
 from harvester.logs import configure_logging
 from harvester.metrics import Metrics
 from harvester.names import decoded
@@ -193,6 +193,24 @@ def resolve_job(ledger: Ledger, job: str) -> str:
     return job
 
 
+def _not_in_ledger(job: str, build: int) -> NotFoundInLedger:
+    return NotFoundInLedger(
+        "the ledger holds no such build",
+        job=job,
+        build=build,
+        hint="see `harvester ledger list --job GLOB` for what it holds",
+    )
+
+
+def _entry(ledger: Ledger, job: str, build: int) -> LedgerEntry:
+    """The row of JOB BUILD as the user typed them, or NotFoundInLedger."""
+    job = resolve_job(ledger, job)
+    entry = ledger.entry(job, build)
+    if entry is None:
+        raise _not_in_ledger(job, build)
+    return entry
+
+
 # -- ledger and db commands --------------------------------------------------------------------
 
 
@@ -227,15 +245,7 @@ def cmd_ledger_list(args: argparse.Namespace) -> int:
 def cmd_ledger_show(args: argparse.Namespace) -> int:
     ledger = _open_ledger(_settings(args))
     try:
-        job = resolve_job(ledger, args.job)
-        entry = ledger.entry(job, args.build)
-        if entry is None:
-            raise NotFoundInLedger(
-                "the ledger holds no such build",
-                job=job,
-                build=args.build,
-                hint="see `harvester ledger list --job GLOB` for what it holds",
-            )
+        entry = _entry(ledger, args.job, args.build)
         output.print_entry(entry, ledger.history(entry.id), as_json=args.json)
     finally:
         ledger.close()
@@ -257,12 +267,9 @@ def cmd_ledger_retry(args: argparse.Namespace) -> int:
         if args.dead:
             ids = [e.id for e in ledger.entries(status="dead", job_glob=args.job_glob)]
         else:
-            job = resolve_job(ledger, args.job)
-            entry = ledger.entry(job, args.build)
-            if entry is None:
-                raise NotFoundInLedger("the ledger holds no such build", job=job, build=args.build)
+            entry = _entry(ledger, args.job, args.build)
             if entry.status != "dead":
-                say(f"{job} #{args.build} is {entry.status}, not dead: nothing to retry")
+                say(f"{entry.job} #{entry.number} is {entry.status}, not dead: nothing to retry")
                 return ExitCode.OK
             ids = [entry.id]
         count = ledger.retry(ids, _now())
@@ -277,7 +284,7 @@ def cmd_ledger_forget(args: argparse.Namespace) -> int:
     try:
         job = resolve_job(ledger, args.job)
         if not ledger.forget(job, args.build, _now()):
-            raise NotFoundInLedger("the ledger holds no such build", job=job, build=args.build)
+            raise _not_in_ledger(job, args.build)
     finally:
         ledger.close()
     say(f"forgot {job} #{args.build}; the next cycle collects and sends it again")
