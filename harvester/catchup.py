@@ -17,13 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from harvester.collect import Collector, CollectReport, Window
 from harvester.deliver import Deliverer, DeliveryReport
-from harvester.errors import ExitCode, JenkinsMalformedResponse
+from harvester.errors import ExitCode
 from harvester.jenkins import DiscoveredJob
-from harvester.jenkins_models import Build
 from harvester.ledger import NewBuild
 from harvester.timeparse import to_epoch_ms
 
@@ -114,12 +111,7 @@ def scan_job(
                 continue
             if not since_ms <= timestamp < until_ms:
                 continue
-            try:
-                build = Build.model_validate(raw)
-            except ValidationError:
-                raise JenkinsMalformedResponse(
-                    "build JSON does not validate", job=job.full_name, build=number
-                ) from None
+            build = collector.parse_build(job, raw)
             if not build.finished:
                 continue  # the daemon collects it when it finishes
             payload = collector.payload(job, build)

@@ -217,14 +217,7 @@ class Collector:
                 newest_seen = max(newest_seen, number)
                 if number in known:
                     continue
-                try:
-                    build = Build.model_validate(raw)
-                except ValidationError as exc:
-                    raise JenkinsMalformedResponse(
-                        f"build JSON does not validate ({exc.error_count()} errors)",
-                        job=job.full_name,
-                        build=number,
-                    ) from None
+                build = self.parse_build(job, raw)
                 if window.since_ms is not None and build.timestamp < window.since_ms:
                     continue  # before harvest.since on first sight: settled, deliberately not sent
                 if not build.finished:
@@ -283,6 +276,17 @@ class Collector:
             size = BUILDS_PAGE
 
     # -- one build -------------------------------------------------------------------------------
+
+    def parse_build(self, job: DiscoveredJob, raw: dict[str, Any]) -> Build:
+        """One build of a builds page; a build that does not validate is malformed."""
+        try:
+            return Build.model_validate(raw)
+        except ValidationError as exc:
+            raise JenkinsMalformedResponse(
+                f"build JSON does not validate ({exc.error_count()} errors)",
+                job=job.full_name,
+                build=raw.get("number") if isinstance(raw.get("number"), int) else None,
+            ) from None
 
     def job_ref(self, job: DiscoveredJob) -> JobRef:
         return JobRef(job.full_name, job.multibranch_project, job.is_pipeline)
