@@ -54,6 +54,16 @@ class Progress:
     def finish(self, collect: CollectReport, delivery: DeliveryReport) -> None: ...
 
 
+def progress_counts(collect: CollectReport, delivery: DeliveryReport, elapsed: float) -> str:
+    """What both progress displays show beside the jobs scanned."""
+    failed = delivery.dead + len(collect.job_errors)
+    rate = delivery.delivered / max(elapsed, 1e-6)
+    return (
+        f"{collect.builds_collected} collected, {delivery.delivered} delivered, "
+        f"{failed} failed, {rate:.1f} builds/s"
+    )
+
+
 class LogProgress(Progress):
     def __init__(self, every_seconds: float = 10.0) -> None:
         self.every = every_seconds
@@ -67,13 +77,8 @@ class LogProgress(Progress):
         log.info("catch-up: %d job(s) to scan", jobs)
 
     def _line(self, collect: CollectReport, delivery: DeliveryReport) -> str:
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        return (
-            f"catch-up: {collect.jobs_scanned}/{self.jobs} jobs scanned, "
-            f"{collect.builds_collected} collected, {delivery.delivered} delivered, "
-            f"{delivery.dead + len(collect.job_errors)} failed, "
-            f"{delivery.delivered / elapsed:.1f} builds/s"
-        )
+        counts = progress_counts(collect, delivery, time.monotonic() - self.started)
+        return f"catch-up: {collect.jobs_scanned}/{self.jobs} jobs scanned, {counts}"
 
     def update(self, collect: CollectReport, delivery: DeliveryReport) -> None:
         now = time.monotonic()

@@ -19,7 +19,7 @@ from rich.progress import (
 from rich.progress import Progress as RichBar
 from rich.table import Table
 
-from harvester.catchup import Progress
+from harvester.catchup import Progress, progress_counts
 from harvester.collect import CollectReport
 from harvester.deliver import DeliveryReport
 from harvester.ledger import DeliveryAttempt, LedgerEntry, LedgerStats, entry_as_json
@@ -163,18 +163,9 @@ class BarProgress(Progress):
         self.bar.update(self.task, total=jobs)
         self.bar.start()
 
-    def _counts(self, collect: CollectReport, delivery: DeliveryReport) -> str:
-        rate = delivery.delivered / max(time.monotonic() - self.started, 1e-6)
-        failed = delivery.dead + len(collect.job_errors)
-        return (
-            f"{collect.builds_collected} collected, {delivery.delivered} delivered, "
-            f"{failed} failed, {rate:.1f}/s"
-        )
-
     def update(self, collect: CollectReport, delivery: DeliveryReport) -> None:
-        self.bar.update(
-            self.task, completed=collect.jobs_scanned, counts=self._counts(collect, delivery)
-        )
+        counts = progress_counts(collect, delivery, time.monotonic() - self.started)
+        self.bar.update(self.task, completed=collect.jobs_scanned, counts=counts)
 
     def finish(self, collect: CollectReport, delivery: DeliveryReport) -> None:
         self.update(collect, delivery)
