@@ -121,11 +121,8 @@ class WebhookTransientError(WebhookError, RetriableError):
 
 
 class WebhookRejected(WebhookError):
-    """Any other 4xx: the receiver will never accept this payload; the row becomes dead."""
-
-    def __init__(self, message: str, *, body: str, **context: object) -> None:
-        super().__init__(message, **context)  # type: ignore[arg-type]
-        self.body = body
+    """Any other 4xx: the receiver will never accept this payload; the row becomes dead. The
+    message carries the start of the receiver's answer, which the ledger records."""
 
 
 class WebhookCredentialsRejected(WebhookError):

@@ -124,7 +124,6 @@ class WebhookClient:
             f"the webhook rejected the payload: HTTP {status}: {_excerpt(response)}",
             url=self.url,
             status=status,
-            body=_excerpt(response),
         )
 
     def deliver(
