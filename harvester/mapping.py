@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import TypeVar
 
 from harvester import names
 from harvester.jenkins_models import Build, Cause, FlowNode, PipelineRun, simple_class_name
 from harvester.payload import ArtifactRef, JobRun, Payload, RunParameter, Stage, Step, Trigger
+from harvester.timeparse import from_epoch_ms
 
 JENKINS_RESULTS = frozenset({"SUCCESS", "UNSTABLE", "FAILURE", "NOT_BUILT", "ABORTED"})
 SENT_PARAMETER_TYPES = frozenset(
@@ -247,15 +247,10 @@ def map_artifacts(job: JobRef, build: Build, instance_url: str) -> list[Artifact
 # -- stages and steps --------------------------------------------------------------------------
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def iso_millis(epoch_ms: int) -> str:
-    """``2026-11-28T18:40:48.123Z``. A timedelta of whole milliseconds keeps them exact (a float
-    of seconds would round them), and isoformat is several times faster than strftime: this
-    runs for every stage and step of every build."""
-    moment = _EPOCH + timedelta(milliseconds=epoch_ms)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``2026-11-28T18:40:48.123Z``. isoformat, not strftime: several times faster, and this runs
+    for every stage and step of every build."""
+    return from_epoch_ms(epoch_ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _node_fields(node: FlowNode) -> dict[str, object]:

@@ -33,8 +33,13 @@ def to_epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def from_epoch_ms(millis: int) -> datetime:
-    return datetime.fromtimestamp(millis / 1000, tz=UTC)
+    """Exact: a timedelta of whole milliseconds (a float of seconds can land a microsecond short,
+    which a millisecond-precision format then truncates)."""
+    return _EPOCH + timedelta(milliseconds=millis)
 
 
 def iso_utc(moment: datetime | None) -> str | None:
