@@ -74,7 +74,7 @@ class UpstreamCache:
     def __init__(self, jenkins: JenkinsClient) -> None:
         self._jenkins = jenkins
         self._lock = threading.Lock()
-        self._known: dict[tuple[str, int], Any] = {}
+        self._known: dict[tuple[str, int], CausesOnly | None] = {}
         self._inflight: dict[tuple[str, int], threading.Event] = {}
 
     def causes(self, project: str, number: int) -> CausesOnly | None:
@@ -82,8 +82,7 @@ class UpstreamCache:
         while True:
             with self._lock:
                 if key in self._known:
-                    value = self._known[key]
-                    return None if value is None else CausesOnly.model_validate(value)
+                    return self._known[key]
                 event = self._inflight.get(key)
                 if event is None:
                     event = self._inflight[key] = threading.Event()
@@ -91,13 +90,19 @@ class UpstreamCache:
             event.wait()  # another worker is fetching the same upstream build
         try:
             data = self._jenkins.build_causes(project, number)
+            try:
+                causes = None if data is None else CausesOnly.model_validate(data)
+            except ValidationError:
+                raise JenkinsMalformedResponse(
+                    "upstream build JSON does not validate", job=project, build=number
+                ) from None
             with self._lock:
-                self._known[key] = data
+                self._known[key] = causes  # validated once, however many builds it started
         finally:
             with self._lock:
                 self._inflight.pop(key, None)
             event.set()
-        return None if data is None else CausesOnly.model_validate(data)
+        return causes
 
 
 class Collector:

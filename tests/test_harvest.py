@@ -286,10 +286,12 @@ def test_malformed_upstream_answer_holds_the_build_back(sim: Simulator, ledger: 
             ],
         )
     ]
-    sim.fail("/job/up/9/api", 200, "[]")
-    report = collect(sim, ledger)
-    assert report.builds_held == 1
-    assert ("down", 1) not in payloads(ledger)
+    for malformed in ("[]", '{"actions": 7}'):  # not an object; an object that does not validate
+        sim.fail("/job/up/9/api", 200, malformed)
+        report = collect(sim, ledger)
+        assert report.builds_held == 1
+        assert not report.job_errors  # held back as a malformed answer, not an unexpected crash
+        assert ("down", 1) not in payloads(ledger)
     sim.heal()
     collect(sim, ledger)
     assert payloads(ledger)[("down", 1)]["user_id"] == "u"
