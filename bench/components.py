@@ -22,11 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from run import Shape, instance, machine
 
-from harvester.cli import build_harvester, close_harvester
+from harvester.app import build_harvester, close_harvester
+from harvester.attempt import Attempt
 from harvester.config import settings_from_mapping
-from harvester.jenkins_models import Build, PipelineRun
-from harvester.ledger import AttemptOutcome, LedgerEntry
-from harvester.mapping import map_build
+from harvester.jenkins.models import Build, PipelineRun
+from harvester.ledger import LedgerEntry
+from harvester.sei.mapping import map_build
 
 
 def cpu_ms(label: str, times: int, step: Callable[[int], object], per: int = 1) -> float:
@@ -103,7 +104,7 @@ def main() -> None:
             500,
             lambda i: harvester.ledger.record_attempt(
                 claimed[i].id,
-                AttemptOutcome("sent", 202, None, 1),
+                Attempt("sent", 202, None, 1),
                 now=now,
                 max_attempts=10,
             ),

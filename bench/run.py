@@ -37,8 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from naive import run_naive
 
-from harvester.names import decoded
-from harvester.simulator import (
+from harvester.demo import (
     MULTIBRANCH,
     PIPELINE,
     SimBuild,
@@ -47,7 +46,8 @@ from harvester.simulator import (
     Simulator,
     branch_job_name,
 )
-from harvester.timeparse import to_epoch_ms
+from harvester.util.names import decoded
+from harvester.util.timeparse import to_epoch_ms
 
 # -- the instance, served from a child process -------------------------------------------------
 
@@ -108,7 +108,7 @@ def build_instance(sim: Simulator, shape: Shape) -> list[str]:
 
 def serve(conn: Connection, shape: Shape) -> None:
     """The child process: serve the instance and answer the parent's commands until "stop"."""
-    from harvester.receiver import Receiver  # noqa: PLC0415
+    from harvester.demo import Receiver  # noqa: PLC0415
 
     with Simulator(latency_ms=shape.latency_ms) as sim, Receiver() as receiver:
         sim.record_paths = False
@@ -226,10 +226,10 @@ def machine() -> str:
 
 
 def bench_catch_up(args: argparse.Namespace) -> None:
+    from harvester.app import build_harvester, close_harvester  # noqa: PLC0415
     from harvester.catchup import LogProgress, catch_up  # noqa: PLC0415
-    from harvester.cli import build_harvester, close_harvester  # noqa: PLC0415
     from harvester.config import settings_from_mapping  # noqa: PLC0415
-    from harvester.timeparse import resolve_when  # noqa: PLC0415
+    from harvester.util.timeparse import resolve_when  # noqa: PLC0415
 
     shape = Shape(args.jobs, args.builds, args.stages, args.steps, args.latency_ms)
     with instance(shape) as inst, tempfile.TemporaryDirectory() as tmp:
@@ -320,7 +320,7 @@ def bench_catch_up(args: argparse.Namespace) -> None:
 
 def bench_deliver(args: argparse.Namespace) -> None:
     """Collect first (not timed), then time sending every pending row, nothing else running."""
-    from harvester.cli import build_harvester, close_harvester  # noqa: PLC0415
+    from harvester.app import build_harvester, close_harvester  # noqa: PLC0415
     from harvester.config import settings_from_mapping  # noqa: PLC0415
 
     shape = Shape(args.jobs, args.builds, args.stages, args.steps, 0)

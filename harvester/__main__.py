@@ -1,3 +1,3 @@
-from harvester.cli import entry_point
+from harvester.cli.main import entry_point
 
 entry_point()

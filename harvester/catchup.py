@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from harvester.collect import Collector, CollectReport, Window
-from harvester.deliver import Deliverer, DeliveryReport
+from harvester.collect.collector import Collector, CollectReport
+from harvester.collect.cursor import Window
+from harvester.delivery.deliverer import Deliverer, DeliveryReport
 from harvester.errors import ExitCode
-from harvester.jenkins import DiscoveredJob
+from harvester.jenkins.discovery import DiscoveredJob
 from harvester.ledger import NewBuild
-from harvester.timeparse import to_epoch_ms
+from harvester.util.timeparse import to_epoch_ms
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,6 @@ class CatchUpResult:
     jobs: int
     collect: CollectReport
     delivery: DeliveryReport
-    dry_run: bool
 
     @property
     def exit_code(self) -> int:
@@ -101,7 +101,7 @@ def scan_job(
     """Collect ``job``'s finished builds started in [since, until) that the ledger lacks."""
     ledger = collector.ledger
     collected = 0
-    for page in collector.pages(job, Window(above=0, since_ms=since_ms), job.last_build or 0):
+    for page in collector.pages(job, Window(above=0, since_ms=since_ms)):
         numbers = [b["number"] for b in page if isinstance(b.get("number"), int)]
         known = (
             ledger.numbers_between(job.full_name, min(numbers), max(numbers))
@@ -174,4 +174,4 @@ def catch_up(
     if delivery_failure:
         raise delivery_failure[0]
     progress.finish(report, delivery)
-    return CatchUpResult(len(jobs), report, delivery, dry_run=sink is not None)
+    return CatchUpResult(len(jobs), report, delivery)

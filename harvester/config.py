@@ -25,7 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from harvester.errors import ConfigError
-from harvester.timeparse import parse_duration
+from harvester.util.timeparse import parse_duration
 
 DEFAULT_CONFIG_PATH = Path("config.yaml")
 CONFIG_PATH_ENV = "HARVESTER_CONFIG"

@@ -4,81 +4,24 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from harvester.collect import Collector, CollectReport
-from harvester.config import DEFAULT_RESULT_MAP, Settings
-from harvester.deliver import Deliverer, DeliveryReport
+from harvester.collect.collector import Collector, CollectReport
+from harvester.daemon.metrics import Metrics
+from harvester.delivery.deliverer import Deliverer, DeliveryReport
 from harvester.errors import ExitCode, JenkinsUnreachable
-from harvester.jenkins import JenkinsClient
+from harvester.jenkins.client import JenkinsClient
 from harvester.ledger import Ledger
-from harvester.mapping import MappingRules
-from harvester.metrics import Metrics
-from harvester.timeparse import resolve_when
-from harvester.webhook import WebhookClient
+from harvester.sei.webhook import WebhookClient
+from harvester.util.timeparse import resolve_when
 
 log = logging.getLogger(__name__)
 
-
-def claim_owner() -> str:
-    """Who holds a claim on a ledger row: this process on this host."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def claim_owner_alive(owner: str) -> bool:
-    """Whether a claim's owner may still be sending. Only a process on this host can be checked;
-    any other owner (another replica) is assumed alive and its claim left to expire. A reused
-    pid makes a dead owner look alive: its rows then wait out the lease, nothing worse."""
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
-
-
-def mapping_rules(settings: Settings) -> MappingRules:
-    return MappingRules(
-        instance_name=settings.sei.instance_name,
-        instance_guid=settings.sei.instance_guid,
-        instance_url=settings.instance_url,
-        # A partial mapping.result only overrides the results it names.
-        result_map={**DEFAULT_RESULT_MAP, **settings.mapping.result},
-        cd_jobs=tuple(settings.mapping.cd_jobs),
-        redact_parameters=tuple(settings.mapping.redact_parameters),
-    )
-
-
-def make_collector(
-    settings: Settings,
-    jenkins: JenkinsClient,
-    ledger: Ledger | None,
-    *,
-    clock: Callable[[], datetime],
-    stop: threading.Event | None = None,
-) -> Collector:
-    """A collector as the settings say. ``ledger`` None: nothing is read from or written to it
-    (``preview``)."""
-    return Collector(
-        jenkins,
-        ledger,
-        mapping_rules(settings),
-        include=settings.jenkins.include,
-        exclude=settings.jenkins.exclude,
-        clock=clock,
-        workers=settings.jenkins.max_concurrency,
-        stop=stop,
-    )
+Clock = Callable[[], datetime]
 
 
 @dataclass
@@ -132,32 +75,25 @@ class CycleResult:
 
 @dataclass
 class Harvester:
-    """The wired parts a cycle needs (built by the CLI, the one place that wires)."""
+    """The wired parts a cycle needs (built by :func:`harvester.app.build_harvester`, the one
+    place that wires). ``new_collector`` and ``new_deliverer`` make one of each per cycle (the
+    collector caches upstream builds for a cycle only), on the harvester's clock."""
 
-    settings: Settings
     jenkins: JenkinsClient
     webhook: WebhookClient
     ledger: Ledger
     metrics: Metrics
-    clock: Callable[[], datetime]
+    clock: Clock
     stop: threading.Event
+    since: str  # harvest.since: how far back a job seen for the first time is collected
+    new_collector: Callable[[Clock], Collector]
+    new_deliverer: Callable[[Clock], Deliverer]
 
     def collector(self) -> Collector:
-        return make_collector(
-            self.settings, self.jenkins, self.ledger, clock=self.clock, stop=self.stop
-        )
+        return self.new_collector(self.clock)
 
     def deliverer(self) -> Deliverer:
-        return Deliverer(
-            self.webhook,
-            self.ledger,
-            max_attempts=self.settings.sei.max_attempts,
-            concurrency=self.settings.sei.max_concurrency,
-            clock=self.clock,
-            stop=self.stop,
-            observer=self.metrics.observe_delivery,
-            owner=claim_owner(),
-        )
+        return self.new_deliverer(self.clock)
 
     def run_cycle(self) -> CycleResult:
         started = self.clock()
@@ -166,7 +102,7 @@ class Harvester:
         collect = CollectReport()
         jenkins_error = None
         try:
-            collect = self.collector().collect(resolve_when(self.settings.harvest.since, started))
+            collect = self.collector().collect(resolve_when(self.since, started))
         except JenkinsUnreachable as exc:
             # Nothing can be collected, but what is pending can still be delivered.
             log.error("%s", exc)

@@ -1,8 +1,8 @@
-"""Alembic environment: always run by harvester.ledger with an open connection (never standalone)."""
+"""Alembic environment: always run by harvester.ledger.migrate with an open connection (never standalone)."""
 
 from alembic import context
 
-from harvester.ledger import Base
+from harvester.ledger.schema import Base
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - guard against running `alembic` by hand

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from harvester.receiver import Receiver
+from harvester.demo import Receiver
 from tests.pgserver import postgres_server
 
 _databases = itertools.count()

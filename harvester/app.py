@@ -1,0 +1,146 @@
+"""The one place that builds the parts from the settings: clients, ledger, collector, deliverer,
+and the :class:`~harvester.cycle.Harvester` that holds them. Nothing else reads ``Settings`` to
+construct anything, so a new setting reaches the code through one function here."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+
+from harvester.collect.collector import Collector
+from harvester.config import DEFAULT_RESULT_MAP, Settings
+from harvester.cycle import Clock, Harvester
+from harvester.daemon.metrics import Metrics
+from harvester.delivery.deliverer import Deliverer
+from harvester.delivery.owner import claim_owner, claim_owner_alive
+from harvester.jenkins.client import JenkinsClient
+from harvester.ledger import Ledger
+from harvester.sei.mapping import MappingRules
+from harvester.sei.webhook import WebhookClient
+
+log = logging.getLogger("harvester")
+
+
+def now() -> datetime:
+    """The clock every part is given (tests give their own)."""
+    return datetime.now(tz=UTC)
+
+
+def mapping_rules(settings: Settings) -> MappingRules:
+    return MappingRules(
+        instance_name=settings.sei.instance_name,
+        instance_guid=settings.sei.instance_guid,
+        instance_url=settings.instance_url,
+        # A partial mapping.result only overrides the results it names.
+        result_map={**DEFAULT_RESULT_MAP, **settings.mapping.result},
+        cd_jobs=tuple(settings.mapping.cd_jobs),
+        redact_parameters=tuple(settings.mapping.redact_parameters),
+    )
+
+
+def jenkins_client(settings: Settings, metrics: Metrics | None = None) -> JenkinsClient:
+    return JenkinsClient(
+        settings.jenkins.url,
+        settings.jenkins.username,
+        settings.jenkins.token.get_secret_value(),
+        timeout=settings.jenkins.timeout_seconds,
+        verify_tls=settings.jenkins.verify_tls,
+        max_concurrency=settings.jenkins.max_concurrency,
+        observer=None if metrics is None else metrics.observe_jenkins,
+    )
+
+
+def webhook_client(settings: Settings) -> WebhookClient:
+    return WebhookClient(
+        settings.sei.url,
+        settings.sei.secret.get_secret_value(),
+        auth_scheme=settings.sei.auth_scheme,
+        timeout=settings.sei.timeout_seconds,
+        max_concurrency=settings.sei.max_concurrency,
+    )
+
+
+def open_ledger(settings: Settings) -> Ledger:
+    # Every command that opens the ledger migrates it first (CONTRACT §2, db upgrade).
+    return Ledger.open(settings.ledger.url, migrate=True)
+
+
+def open_ledger_for_delivery(settings: Settings) -> Ledger:
+    ledger = open_ledger(settings)
+    released = ledger.release_dead_claims(claim_owner_alive, now())
+    if released:
+        log.info(
+            "%d build(s) claimed by a previous run that stopped mid-delivery are due again",
+            released,
+        )
+    return ledger
+
+
+def make_collector(
+    settings: Settings,
+    jenkins: JenkinsClient,
+    ledger: Ledger | None,
+    *,
+    stop: threading.Event | None = None,
+    clock: Clock = now,
+) -> Collector:
+    """A collector as the settings say. ``ledger`` None: nothing is read from or written to it
+    (``preview``)."""
+    return Collector(
+        jenkins,
+        ledger,
+        mapping_rules(settings),
+        include=settings.jenkins.include,
+        exclude=settings.jenkins.exclude,
+        clock=clock,
+        workers=settings.jenkins.max_concurrency,
+        stop=stop,
+    )
+
+
+def make_deliverer(
+    settings: Settings,
+    webhook: WebhookClient,
+    ledger: Ledger,
+    metrics: Metrics,
+    stop: threading.Event,
+    clock: Clock = now,
+) -> Deliverer:
+    return Deliverer(
+        webhook,
+        ledger,
+        max_attempts=settings.sei.max_attempts,
+        concurrency=settings.sei.max_concurrency,
+        clock=clock,
+        stop=stop,
+        observer=metrics.observe_delivery,
+        owner=claim_owner(),
+    )
+
+
+def build_harvester(settings: Settings, stop: threading.Event) -> Harvester:
+    """Wire the parts from the settings: the one place clients and engines are created."""
+    metrics = Metrics()
+    jenkins = jenkins_client(settings, metrics)
+    webhook = webhook_client(settings)
+    ledger = open_ledger_for_delivery(settings)
+    return Harvester(
+        jenkins=jenkins,
+        webhook=webhook,
+        ledger=ledger,
+        metrics=metrics,
+        clock=now,
+        stop=stop,
+        since=settings.harvest.since,
+        new_collector=lambda clock: make_collector(
+            settings, jenkins, ledger, stop=stop, clock=clock
+        ),
+        new_deliverer=lambda clock: make_deliverer(settings, webhook, ledger, metrics, stop, clock),
+    )
+
+
+def close_harvester(harvester: Harvester) -> None:
+    harvester.jenkins.close()
+    harvester.webhook.close()
+    harvester.ledger.close()

@@ -1,0 +1,28 @@
+"""What one delivery attempt did: the one record the webhook client produces and the ledger writes.
+
+It sits below both (CONTRACT §4's answer table is decided in :mod:`harvester.sei.webhook`; what the
+row becomes, ``sent``/``pending``/``dead``, in :meth:`harvester.ledger.Ledger.record_attempt`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Literal
+
+Outcome = Literal["sent", "retry", "dead", "credentials"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One HTTP attempt, as recorded in the delivery history. ``next_attempt_at`` is set by the
+    deliverer (the backoff) before the ledger records a retry."""
+
+    outcome: Outcome
+    http_status: int | None
+    error: str | None
+    duration_ms: int
+    next_attempt_at: datetime | None = None
+
+    def due_at(self, moment: datetime) -> Attempt:
+        return replace(self, next_attempt_at=moment)

@@ -1,0 +1,110 @@
+"""The cursor arithmetic of CONTRACT §5, pure: which builds a scan takes, when it stops paging, what
+is settled afterwards. No I/O, no clock: the collector feeds it what Jenkins and the ledger said.
+
+Per job, a cursor says "every build numbered at or below me is settled" (in the ledger, or
+deliberately not sent because it started before ``harvest.since`` on first sight). A cycle asks only
+for builds above it and then moves it to just below the oldest build it could not settle: one still
+running, or one whose details failed to load. So a build is never skipped (also when n+1 finishes
+before n) and never collected twice (the ledger's unique key and the ``known`` numbers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harvester.jenkins.models import BUILDS_PAGE
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Which builds a scan takes: numbered above ``above`` and, if set, started at ``since_ms`` or
+    later."""
+
+    above: int = 0
+    since_ms: int | None = None
+
+
+def window_for(cursor: int | None, last_completed: int | None, since_ms: int) -> Window | None:
+    """The window a cycle scans for a job, or None when nothing finished above its cursor (then
+    the job costs no request at all). A job seen for the first time (no cursor) is scanned back
+    to ``harvest.since``; one with a cursor, from its cursor, however old."""
+    if last_completed is None:
+        return None
+    if cursor is not None and last_completed <= cursor:
+        return None
+    return Window(above=cursor or 0, since_ms=None if cursor is not None else since_ms)
+
+
+def first_page_size(window: Window, last_build: int | None) -> int:
+    """The first page asks only for as many builds as can be new (numbers are dense, newest first)."""
+    limit = (last_build or 0) - window.above
+    return max(1, min(BUILDS_PAGE, limit)) if limit > 0 else BUILDS_PAGE
+
+
+def is_last_page(page: Sequence[dict[str, Any]], size: int, window: Window) -> bool:
+    """Whether paging stops after ``page`` (asked for ``size`` builds): the job has no more builds,
+    or the page reached the bottom of the window (its number, or ``since``)."""
+    if len(page) < size:
+        return True
+    number = page[-1].get("number")
+    timestamp = page[-1].get("timestamp")
+    if isinstance(number, int) and number <= window.above + 1:
+        return True
+    return (
+        window.since_ms is not None and isinstance(timestamp, int) and timestamp < window.since_ms
+    )
+
+
+@dataclass
+class JobScan:
+    """What one scan of a job has seen so far, and the cursor that follows from it.
+
+    Feed it each build entry of the pages in turn: :meth:`wants` for the number, then, for a build
+    it wants, :meth:`before_since` for its start time and :meth:`hold` for one that cannot be
+    settled yet. :meth:`new_cursor` says where the cursor goes once the pages are read."""
+
+    window: Window
+    known: set[int] = field(default_factory=set)
+    """Numbers above the window's bottom that the ledger already holds."""
+    newest_seen: int = 0
+    oldest_unsettled: int | None = None
+
+    def __post_init__(self) -> None:
+        self.newest_seen = max(self.newest_seen, self.window.above)
+
+    def wants(self, number: object) -> bool:
+        """Whether a page entry numbered ``number`` is to be looked at: in the window, not known."""
+        if not isinstance(number, int) or number <= self.window.above:
+            return False
+        self.newest_seen = max(self.newest_seen, number)
+        return number not in self.known
+
+    def before_since(self, timestamp: int) -> bool:
+        """Started before ``harvest.since`` on first sight: settled, deliberately not sent."""
+        return self.window.since_ms is not None and timestamp < self.window.since_ms
+
+    def hold(self, number: int) -> None:
+        """``number`` cannot be settled this time (still running, or its details failed)."""
+        if self.oldest_unsettled is None or number < self.oldest_unsettled:
+            self.oldest_unsettled = number
+
+    def new_cursor(
+        self, last_build: int | None, last_completed: int | None, *, stopped: bool = False
+    ) -> int | None:
+        """Where the job's cursor moves after the scan, or None when it stays.
+
+        It stays when the scan was stopped part-way (older pages were not read). Otherwise it moves
+        to just below the oldest held build, or, with none held, to the newest build seen; and
+        past builds above that up to ``lastBuild`` that Jenkins did not list (deleted, or never
+        existed), as long as none of them can still be running (``lastCompletedBuild``)."""
+        if stopped:
+            return None
+        if self.oldest_unsettled is not None:
+            settled = self.oldest_unsettled - 1
+        else:
+            settled = self.newest_seen
+            if last_build is not None:
+                settled = max(settled, min(last_build, last_completed or 0))
+        return settled if settled > self.window.above else None

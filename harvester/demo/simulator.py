@@ -1,0 +1,468 @@
+"""A Jenkins simulator on loopback, for the tests, ``harvester demo`` and the benchmark.
+
+It serves the endpoints the harvester uses in the shapes real controllers send (modelled on the
+fixtures in tests/fixtures): ``_class`` everywhere, empty ``{}`` actions, URL-encoded branch names,
+``builds`` capped at 100 and ``allBuilds`` only when a ``tree=`` asks for it, ``tree=`` filtering with
+``{M,N}`` ranges, password parameters without a value, and ``url`` fields built from a configurable
+root URL that may be wrong (as behind a proxy). It checks HTTP Basic auth and counts requests by kind.
+Failures can be injected per path (status, malformed body, delay).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from harvester.demo.model import (
+    BUILD_CLASS,
+    EMPTY_CHANGE_SET,
+    FOLDER,
+    FREESTYLE,
+    JENKINS_VERSION,
+    PIPELINE,
+    SimBuild,
+    SimJob,
+)
+from harvester.demo.tree import TreeSpec, apply_tree, parse_tree
+from harvester.util.httpserver import QuietHandler, ThreadedServer
+
+
+class Simulator(ThreadedServer):
+    """The simulated controller. Mutate ``root`` (and builds) freely; it is served live."""
+
+    thread_name = "jenkins-simulator"
+
+    def __init__(
+        self,
+        *,
+        username: str = "harvester",
+        api_token: str = "sim-token",  # noqa: S107 - the simulator's own fake credential
+        root_url: str | None = None,
+        latency_ms: float = 0.0,
+        wfapi_installed: bool = True,
+    ) -> None:
+        self.root = SimJob("", FOLDER)
+        self.username = username
+        self.api_token = api_token
+        self.configured_root_url = root_url
+        self.latency_ms = latency_ms
+        self.wfapi_installed = wfapi_installed
+        self.counts: Counter[str] = Counter()
+        self.paths: list[str] = []
+        self.record_paths = True
+        self.failures: dict[str, tuple[int, str]] = {}  # path prefix -> (status, body)
+        self.lock = threading.Lock()
+        super().__init__()
+
+    # -- building the instance ------------------------------------------------------------------
+
+    def add(self, path: str, kind: str = FREESTYLE) -> SimJob:
+        """Add a job at ``a/b/c`` (creating folders on the way; names as Jenkins has them)."""
+        parent = self.root
+        parts = path.split("/")
+        for part in parts[:-1]:
+            try:
+                parent = parent.child(part)
+            except KeyError:
+                folder = SimJob(part, FOLDER)
+                parent.children.append(folder)
+                parent = folder
+        job = SimJob(parts[-1], kind)
+        parent.children.append(job)
+        return job
+
+    def job(self, path: str) -> SimJob:
+        node = self.root
+        for part in path.split("/"):
+            node = node.child(part)
+        return node
+
+    def fail(self, path_prefix: str, status: int = 500, body: str = "boom") -> None:
+        self.failures[path_prefix] = (status, body)
+
+    def heal(self) -> None:
+        self.failures.clear()
+
+    def reset_counts(self) -> None:
+        with self.lock:
+            self.counts.clear()
+            self.paths.clear()
+
+    # -- serving ----------------------------------------------------------------------------------
+
+    def make_handler(self) -> type[BaseHTTPRequestHandler]:
+        return type("Handler", (_Handler,), {"sim": self})
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}/"
+
+    @property
+    def root_url(self) -> str:
+        return self.configured_root_url or self.url
+
+    # -- JSON ---------------------------------------------------------------------------------------
+
+    def job_json(self, job: SimJob, full: list[str], spec: TreeSpec | None) -> dict[str, Any]:
+        """A job's JSON; with a tree spec, only what it asks for is computed (then filtered)."""
+
+        def wanted(name: str) -> bool:
+            return spec is None or name in spec.fields
+
+        url = self.root_url + "".join(f"job/{quote(p, safe='')}/" for p in full)
+        data: dict[str, Any] = {
+            "_class": job.kind,
+            "actions": [{}, {"_class": "com.cloudbees.plugins.credentials.ViewCredentialsAction"}],
+            "description": None,
+            "displayName": unquote(job.name),
+            "fullName": "/".join(full),
+            "name": job.name,
+            "url": url,
+        }
+        if job.is_container:
+            if wanted("jobs"):
+                sub = spec.fields["jobs"] if spec is not None else None
+                data["jobs"] = [
+                    self._child(child, [*full, child.name], sub) for child in job.children
+                ]
+            return data
+        builds = sorted(job.builds, key=lambda b: b.number, reverse=True)
+        completed = [b for b in builds if not b.in_progress]
+        data.update(
+            {
+                "buildable": True,
+                "color": "blue" if not builds or not builds[0].in_progress else "blue_anime",
+                "firstBuild": self._ref(builds[-1], url) if builds else None,
+                "lastBuild": self._ref(builds[0], url) if builds else None,
+                "lastCompletedBuild": self._ref(completed[0], url) if completed else None,
+                "nextBuildNumber": (builds[0].number + 1) if builds else 1,
+                "inQueue": False,
+            }
+        )
+        # Ranges ({M,N}) are applied by apply_tree afterwards.
+        if wanted("builds"):  # capped at 100, as Jenkins does
+            data["builds"] = [self.build_json(job, full, b) for b in builds[:100]]
+        if spec is not None and "allBuilds" in spec.fields:  # only when asked for by name
+            data["allBuilds"] = [self.build_json(job, full, b) for b in builds]
+        return data
+
+    def _child(self, job: SimJob, full: list[str], spec: TreeSpec | None) -> dict[str, Any]:
+        if spec is None:  # without a tree, nested items are summaries, as in Jenkins
+            url = self.root_url + "".join(f"job/{quote(p, safe='')}/" for p in full)
+            return {"_class": job.kind, "name": job.name, "url": url, "color": "blue"}
+        return self.job_json(job, full, spec)
+
+    @staticmethod
+    def _ref(build: SimBuild, job_url: str) -> dict[str, Any]:
+        return {
+            "_class": "hudson.model.Run",
+            "number": build.number,
+            "url": f"{job_url}{build.number}/",
+        }
+
+    def build_json(self, job: SimJob, full: list[str], build: SimBuild) -> dict[str, Any]:
+        url = (
+            self.root_url + "".join(f"job/{quote(p, safe='')}/" for p in full) + f"{build.number}/"
+        )
+        actions: list[dict[str, Any]] = []
+        if build.causes:
+            actions.append({"_class": "hudson.model.CauseAction", "causes": build.causes})
+        if build.parameters:
+            actions.append(
+                {"_class": "hudson.model.ParametersAction", "parameters": build.parameters}
+            )
+        actions.append({})
+        if build.repo_url or build.commits:
+            sha = build.commits[-1] if build.commits else "0" * 40
+            branch = f"refs/remotes/origin/{build.branch or 'main'}"
+            actions.append(
+                {
+                    "_class": "hudson.plugins.git.util.BuildData",
+                    "buildsByBranchName": {branch: {"buildNumber": build.number}},
+                    "lastBuiltRevision": {"SHA1": sha, "branch": [{"SHA1": sha, "name": branch}]},
+                    "remoteUrls": [build.repo_url] if build.repo_url else [],
+                    "scmName": "",
+                }
+            )
+        actions.extend(build.extra_actions)
+        actions.append({"_class": "org.jenkinsci.plugins.displayurlapi.actions.RunDisplayAction"})
+        items = [
+            {
+                "_class": "hudson.plugins.git.GitChangeSet",
+                "commitId": c,
+                "msg": f"commit {c[:7]}",
+                "affectedPaths": ["README.md"],
+            }
+            for c in build.commits
+        ]
+        change_set = {
+            "_class": "hudson.plugins.git.GitChangeSetList",
+            "items": items,
+            "kind": "git",
+        }
+        data: dict[str, Any] = {
+            "_class": BUILD_CLASS.get(job.kind, "hudson.model.FreeStyleBuild"),
+            "actions": actions,
+            "artifacts": [
+                {
+                    "displayPath": a.rsplit("/", 1)[-1],
+                    "fileName": a.rsplit("/", 1)[-1],
+                    "relativePath": a,
+                }
+                for a in build.artifacts
+            ],
+            "building": build.in_progress if build.building is None else build.building,
+            "description": None,
+            "displayName": f"#{build.number}",
+            "duration": 0 if build.in_progress else build.duration,
+            "estimatedDuration": build.duration,
+            "fullDisplayName": f"{' » '.join(unquote(p) for p in full)} #{build.number}",
+            "id": str(build.number),
+            "inProgress": build.in_progress,
+            "keepLog": False,
+            "number": build.number,
+            "queueId": build.number * 7,
+            # A Pipeline can have its result (and building false) while still inProgress.
+            "result": build.result if not build.in_progress or build.building is False else None,
+            "timestamp": build.timestamp,
+            "url": url,
+        }
+        if job.kind == PIPELINE:
+            data["changeSets"] = [change_set] if items else []
+        else:
+            data["changeSet"] = change_set if items else EMPTY_CHANGE_SET
+            data["builtOn"] = ""
+        return data
+
+    def stage_json(self, full: list[str], build: SimBuild, node_id: str) -> dict[str, Any] | None:
+        """``execution/node/<id>/wfapi/describe`` of a stage: the stage with its steps."""
+        stages = self.wfapi_json(full, build, full_stages=True)["stages"]
+        return next((s for s in stages if s["id"] == node_id), None)
+
+    def wfapi_json(
+        self, full: list[str], build: SimBuild, *, full_stages: bool = True
+    ) -> dict[str, Any]:
+        base = "/" + "".join(f"job/{quote(p, safe='')}/" for p in full) + f"{build.number}/"
+        stages = []
+        node_id = 5
+        for stage in build.stages or []:
+            stage_id = str(node_id)
+            node_id += 1
+            steps = []
+            for name, status, start, duration in stage.steps:
+                steps.append(
+                    {
+                        "_links": {
+                            "self": {"href": f"{base}execution/node/{node_id}/wfapi/describe"},
+                            "log": {"href": f"{base}execution/node/{node_id}/wfapi/log"},
+                        },
+                        "id": str(node_id),
+                        "name": name,
+                        "execNode": "",
+                        "status": status,
+                        "parameterDescription": f"echo {name} --token=should-never-be-sent",
+                        "startTimeMillis": start,
+                        "durationMillis": duration,
+                        "pauseDurationMillis": 0,
+                        "parentNodes": [stage_id],
+                    }
+                )
+                node_id += 1
+            stages.append(
+                {
+                    "_links": {"self": {"href": f"{base}execution/node/{stage_id}/wfapi/describe"}},
+                    "id": stage_id,
+                    "name": stage.name,
+                    "execNode": "",
+                    "status": stage.status,
+                    "startTimeMillis": stage.start_ms,
+                    "durationMillis": stage.duration_ms,
+                    "pauseDurationMillis": 0,
+                    **({"stageFlowNodes": steps} if full_stages else {}),
+                }
+            )
+        return {
+            "_links": {"self": {"href": f"{base}wfapi/describe"}},
+            "id": str(build.number),
+            "name": f"#{build.number}",
+            "status": "IN_PROGRESS"
+            if build.in_progress
+            else ({"FAILURE": "FAILED"}.get(build.result or "", build.result or "SUCCESS")),
+            "startTimeMillis": build.timestamp,
+            "endTimeMillis": build.timestamp + build.duration,
+            "durationMillis": build.duration,
+            "queueDurationMillis": 5,
+            "pauseDurationMillis": 0,
+            "stages": stages,
+        }
+
+
+class _Handler(QuietHandler):
+    sim: Simulator
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.respond(
+            status,
+            body,
+            f"{content_type};charset=utf-8",
+            {"X-Jenkins": JENKINS_VERSION, **(headers or {})},
+        )
+
+    def _json(self, value: Any) -> None:
+        self._send(200, json.dumps(value, separators=(",", ":")).encode())
+
+    def do_POST(self) -> None:
+        self._count("post")
+        self._send(405, b"harvester never POSTs to Jenkins", "text/plain")
+
+    def _count(self, kind: str) -> None:
+        with self.sim.lock:
+            self.sim.counts[kind] += 1
+            if self.sim.record_paths:
+                self.sim.paths.append(self.path)
+
+    def do_GET(self) -> None:
+        sim = self.sim
+        split = urlsplit(self.path)
+        path = split.path
+        query = parse_qs(split.query)
+        kind = _kind(path)
+        self._count(kind)
+        if sim.latency_ms:
+            time.sleep(sim.latency_ms / 1000)
+        expected = "Basic " + base64.b64encode(f"{sim.username}:{sim.api_token}".encode()).decode()
+        if self.headers.get("Authorization") != expected:
+            self._send(
+                401,
+                b"<html>Unauthorized</html>",
+                "text/html",
+                {"WWW-Authenticate": 'Basic realm="Jenkins"'},
+            )
+            return
+        for prefix, (status, body) in list(sim.failures.items()):
+            if path.startswith(prefix):
+                if status == 200:  # malformed: a 200 whose body is not JSON
+                    self._send(200, body.encode(), "text/html")
+                else:
+                    self._send(status, body.encode(), "text/html")
+                return
+        try:
+            tree = parse_tree(query["tree"][0]) if "tree" in query else None
+        except ValueError:
+            self._send(400, b"bad tree", "text/plain")
+            return
+        with sim.lock:  # the model may be mutated by a test while we serve
+            self._route(path, query, tree)
+
+    def _route(self, path: str, query: dict[str, list[str]], tree: TreeSpec | None) -> None:
+        sim = self.sim
+        if path == "/whoAmI/api/json":
+            self._json(
+                {
+                    "_class": "hudson.security.WhoAmI",
+                    "anonymous": False,
+                    "authenticated": True,
+                    "name": sim.username,
+                }
+            )
+            return
+        if path == "/crumbIssuer/api/json":
+            self._json(
+                {
+                    "_class": "hudson.security.csrf.DefaultCrumbIssuer",
+                    "crumb": "c",
+                    "crumbRequestField": "Jenkins-Crumb",
+                }
+            )
+            return
+        parts = [p for p in path.split("/") if p]
+        full: list[str] = []
+        node = sim.root
+        i = 0
+        while i + 1 < len(parts) and parts[i] == "job":
+            name = unquote(parts[i + 1])  # the URL segment decodes to the job's name
+            try:
+                node = node.child(name)
+            except KeyError:
+                self._send(404, b"<html>Not Found</html>", "text/html")
+                return
+            full.append(name)
+            i += 2
+        rest = parts[i:]
+        if rest == ["api", "json"]:
+            if node is sim.root:
+                value: Any = {
+                    "_class": "hudson.model.Hudson",
+                    "mode": "NORMAL",
+                    "nodeDescription": "the Jenkins simulator",
+                    "url": sim.root_url,
+                    "useCrumbs": True,
+                }
+                if tree is None or "jobs" in tree.fields:
+                    sub = tree.fields["jobs"] if tree is not None else None
+                    value["jobs"] = [sim._child(c, [c.name], sub) for c in node.children]
+            else:
+                value = sim.job_json(node, full, tree)
+            self._json(apply_tree(value, tree))
+            return
+        if rest and rest[0].isdigit() and not node.is_container:
+            number = int(rest[0])
+            build = next((b for b in node.builds if b.number == number), None)
+            if build is None:
+                self._send(404, b"<html>Not Found</html>", "text/html")
+                return
+            if rest[1:] == ["api", "json"]:
+                self._json(apply_tree(sim.build_json(node, full, build), tree))
+                return
+            if sim.wfapi_installed and node.kind == PIPELINE:
+                if rest[1:] == ["wfapi", "describe"]:
+                    # Like the plugin: steps (stageFlowNodes) only with fullStages=true.
+                    full_stages = query.get("fullStages", ["false"])[0] == "true"
+                    self._json(sim.wfapi_json(full, build, full_stages=full_stages))
+                    return
+                if (
+                    len(rest) == 6
+                    and rest[1:3] == ["execution", "node"]
+                    and rest[4:]
+                    == [
+                        "wfapi",
+                        "describe",
+                    ]
+                ):
+                    stage = sim.stage_json(full, build, rest[3])
+                    if stage is not None:
+                        self._json(stage)
+                        return
+        if rest == [] and node is sim.root:
+            self._send(200, b"<html>Dashboard</html>", "text/html")
+            return
+        self._send(404, b"<html>Not Found</html>", "text/html")
+
+
+def _kind(path: str) -> str:
+    if "/execution/node/" in path:
+        return "wfapi-node"
+    if path.rstrip("/").endswith("/wfapi/describe"):  # python-jenkins adds a trailing slash
+        return "wfapi"
+    if path.startswith("/crumbIssuer"):
+        return "crumb"
+    if path == "/api/json":
+        return "root"
+    if re.search(r"/\d+/api/json$", path):
+        return "build"
+    if path.endswith("/api/json"):
+        return "job"
+    return "other"

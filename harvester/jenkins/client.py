@@ -1,0 +1,333 @@
+"""Jenkins access on python-jenkins: the only module that imports ``jenkins`` and ``requests``.
+
+What python-jenkins gives us and what we add (each checked against its source, 1.8):
+
+* Its ``retries=`` mounts an adapter on the URL *scheme* string, which requests never matches: it does
+  nothing. We mount our own ``HTTPAdapter(max_retries=Retry(...))`` on ``http://`` and ``https://``:
+  GET only; 429, 5xx and connection errors; exponential backoff; ``Retry-After`` honoured but capped.
+* It has no timeout by default: we always pass ``jenkins.timeout_seconds``.
+* It fetches a crumb before the first request unless told not to: GETs need none (``add_crumb=False``).
+* It maps 401/403/500 to a bare ``JenkinsException`` (the HTTP error stays in ``__context__``) and, in
+  ``get_build_info``, a 503 to "does not exist". We call ``jenkins_request`` ourselves and map every
+  status, so a 503 is "try again", never "the build is gone".
+* Every URL is built from ``jenkins.url`` plus the job path. ``url`` fields in Jenkins' JSON carry the
+  controller's configured root URL, often wrong behind a proxy: they are never followed. Redirects are
+  refused for the same reason (they could lead to another host).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jenkins as python_jenkins
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from harvester.errors import (
+    JenkinsError,
+    JenkinsMalformedResponse,
+    JenkinsNotFound,
+    JenkinsTransientError,
+    JenkinsUnreachable,
+)
+from harvester.jenkins.discovery import Container, DiscoveredJob, discovery_tree, walk
+from harvester.jenkins.models import BUILD_FIELDS, BUILDS_PAGE, CAUSE_FIELDS
+from harvester.util import names
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_CAP_SECONDS = 30.0
+RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class _CappedRetry(Retry):
+    """urllib3's Retry, with ``Retry-After`` capped: a receiver asking for an hour must not stall a
+    cycle; the next cycle tries again anyway."""
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        return min(super().parse_retry_after(retry_after), RETRY_AFTER_CAP_SECONDS)
+
+
+def retry_policy(total: int = 3, backoff_factor: float = 0.5) -> Retry:
+    return _CappedRetry(
+        total=total,
+        connect=total,
+        read=total,
+        status=total,
+        backoff_factor=backoff_factor,
+        backoff_max=10,
+        status_forcelist=RETRIED_STATUSES,
+        allowed_methods=frozenset({"GET"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,  # hand the last response back; we map its status ourselves
+    )
+
+
+RequestObserver = Callable[[str, int | None], None]
+"""Called after each request with its kind and HTTP status (None: no response)."""
+
+
+class JenkinsClient:
+    """GET-only, thread-safe access to one controller, at most ``max_concurrency`` requests at once."""
+
+    def __init__(
+        self,
+        url: str,
+        username: str,
+        api_token: str,
+        *,
+        timeout: float,
+        verify_tls: bool | Path = True,
+        max_concurrency: int = 4,
+        retries: int = 3,
+        backoff_factor: float = 0.5,
+        observer: RequestObserver | None = None,
+    ) -> None:
+        self.base_url = url if url.endswith("/") else url + "/"
+        self._server = python_jenkins.Jenkins(
+            self.base_url, username=username, password=api_token, timeout=timeout
+        )
+        session: requests.Session = self._server._session
+        adapter = HTTPAdapter(
+            max_retries=retry_policy(retries, backoff_factor),
+            pool_connections=1,
+            pool_maxsize=max(max_concurrency, 1),
+        )
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.verify = str(verify_tls) if isinstance(verify_tls, Path) else verify_tls
+        # python-jenkins asks requests to re-read the proxy and CA-bundle variables of the
+        # environment on every request (a third of a request's CPU). Every request goes to the
+        # same host, so resolve them once here and stop requests from looking again.
+        environment = session.merge_environment_settings(
+            self.base_url, {}, None, session.verify, None
+        )
+        session.proxies = environment["proxies"]
+        session.verify = environment["verify"]
+        session.trust_env = False
+        session.max_redirects = 0
+        session.headers["Accept"] = "application/json"
+        self._slots = threading.BoundedSemaphore(max(max_concurrency, 1))
+        self._counts: Counter[str] = Counter()
+        self._counts_lock = threading.Lock()
+        self._observer = observer
+
+    # -- accounting ----------------------------------------------------------------------------
+
+    @property
+    def total_requests(self) -> int:
+        with self._counts_lock:
+            return sum(self._counts.values())
+
+    def _count(self, kind: str, status: int | None) -> None:
+        with self._counts_lock:
+            self._counts[kind] += 1
+        if self._observer is not None:
+            self._observer(kind, status)
+
+    # -- the one request path ------------------------------------------------------------------
+
+    def _send(
+        self, path: str, *, kind: str, job: str | None = None, build: int | None = None
+    ) -> requests.Response:
+        """GET ``jenkins.url + path``, mapping every failure to our errors: the one request path."""
+        url = self.base_url + path
+        shown = url.split("?", 1)[0]
+        status: int | None = None
+        try:
+            with self._slots:
+                response: requests.Response = self._server.jenkins_request(
+                    requests.Request("GET", url), add_crumb=False
+                )
+            status = response.status_code
+        except python_jenkins.NotFoundException:
+            status = 404
+            raise JenkinsNotFound(
+                "Jenkins has no such item", job=job, build=build, url=shown, status=404
+            ) from None
+        except python_jenkins.TimeoutException:
+            raise JenkinsTransientError(
+                "Jenkins did not answer in time",
+                job=job,
+                build=build,
+                url=shown,
+                hint="retried next cycle; raise jenkins.timeout_seconds if this persists",
+            ) from None
+        except python_jenkins.JenkinsException as exc:
+            # python-jenkins folds 401/403/500 into one exception; the HTTP error is its context.
+            status = _status_of(exc.__context__)
+            raise self._http_failure(status, job, build, shown) from None
+        except requests.TooManyRedirects:
+            raise JenkinsError(
+                "Jenkins answered with a redirect, which is not followed",
+                job=job,
+                url=shown,
+                hint="set jenkins.url to the exact base URL Jenkins serves (scheme, host, path)",
+            ) from None
+        except requests.HTTPError as exc:
+            status = _status_of(exc)
+            raise self._http_failure(status, job, build, shown) from None
+        except requests.exceptions.SSLError as exc:
+            # A configuration problem, not a transient one: retrying will not make it trusted.
+            raise JenkinsUnreachable(
+                f"Jenkins' TLS certificate cannot be verified ({_tls_reason(exc)})",
+                url=shown,
+                hint="set jenkins.verify_tls to the path of the CA bundle that signed it "
+                "(false turns verification off)",
+            ) from None
+        except requests.ConnectionError as exc:
+            raise JenkinsTransientError(
+                f"cannot connect to Jenkins ({_reason(exc)})", job=job, build=build, url=shown
+            ) from None
+        finally:
+            self._count(kind, status)
+        return response
+
+    def get_json(
+        self, path: str, *, kind: str, job: str | None = None, build: int | None = None
+    ) -> Any:
+        """GET ``jenkins.url + path`` and parse its JSON."""
+        response = self._send(path, kind=kind, job=job, build=build)
+        try:
+            return response.json()
+        except (ValueError, json.JSONDecodeError):
+            raise JenkinsMalformedResponse(
+                "Jenkins answered with something that is not JSON",
+                job=job,
+                build=build,
+                url=response.url.split("?", 1)[0],
+                status=response.status_code,
+                hint="a proxy or login page in front of Jenkins? retried next cycle",
+            ) from None
+
+    def _http_failure(
+        self, status: int | None, job: str | None, build: int | None, url: str
+    ) -> Exception:
+        if status == 403 and job is not None:
+            # The credentials work (discovery listed this job) but this item is off-limits:
+            # that job's failure, not the controller's (CONTRACT §4a: exit 1, not 3).
+            return JenkinsError(
+                "Jenkins denies access to this item",
+                job=job,
+                build=build,
+                url=url,
+                status=status,
+                hint="grant the harvester's user Job/Read on it, or list it in jenkins.exclude",
+            )
+        if status in (401, 403):
+            return JenkinsUnreachable(
+                "Jenkins rejected the credentials",
+                url=url,
+                status=status,
+                hint="check jenkins.username and jenkins.api_token (an API token, not a password)",
+            )
+        if status is None or status in RETRIED_STATUSES or status >= 500:
+            return JenkinsTransientError(
+                "Jenkins answered with an error",
+                job=job,
+                build=build,
+                url=url,
+                status=status,
+                hint="retried next cycle",
+            )
+        return JenkinsError(
+            "Jenkins refused the request", job=job, build=build, url=url, status=status
+        )
+
+    # -- what the harvester asks -----------------------------------------------------------------
+
+    def discover(self) -> list[DiscoveredJob]:
+        """Every buildable job, through nested folders, multibranch projects and organization
+        folders: one request for the first FOLDER_LEVELS levels, one more per deeper container."""
+        found: list[DiscoveredJob] = []
+        pending: list[Container] = [(None, None)]
+        while pending:
+            container, container_class = pending.pop()
+            path = "" if container is None else names.job_path(container)
+            data = self.get_json(
+                f"{path}api/json?tree={discovery_tree()}", kind="discovery", job=container
+            )
+            walk(data, container, container_class, found, pending)
+        return found
+
+    def builds_page(self, job: str, start: int, stop: int) -> list[dict[str, Any]]:
+        """Builds ``start`` to ``stop`` (newest first) with everything the mapping needs."""
+        field = "builds" if stop <= BUILDS_PAGE else "allBuilds"
+        data = self.get_json(
+            f"{names.job_path(job)}api/json?tree={field}[{BUILD_FIELDS}]{{{start},{stop}}}",
+            kind="builds",
+            job=job,
+        )
+        if not isinstance(data, dict) or not isinstance(data.get(field, []), list):
+            raise JenkinsMalformedResponse(f"no {field} list in the job JSON", job=job)
+        return [b for b in data.get(field) or [] if isinstance(b, dict)]
+
+    def _build_object(self, job: str, number: int, rest: str, *, kind: str) -> dict[str, Any]:
+        """A JSON object about one build (``<job path><number>/<rest>``); anything else is
+        malformed."""
+        data = self.get_json(
+            f"{names.job_path(job)}{number}/{rest}", kind=kind, job=job, build=number
+        )
+        if not isinstance(data, dict):
+            raise JenkinsMalformedResponse(
+                f"the {kind} answer is not a JSON object", job=job, build=number
+            )
+        return data
+
+    def build(self, job: str, number: int) -> dict[str, Any]:
+        return self._build_object(job, number, f"api/json?tree={BUILD_FIELDS}", kind="build")
+
+    def build_causes(self, job: str, number: int) -> dict[str, Any] | None:
+        """An upstream build's causes, or None when Jenkins no longer has it (deleted, rotated)."""
+        try:
+            return self._build_object(
+                job, number, f"api/json?tree=actions[_class,{CAUSE_FIELDS}]", kind="upstream"
+            )
+        except JenkinsNotFound:
+            return None
+
+    def pipeline_run(self, job: str, number: int) -> dict[str, Any] | None:
+        """``wfapi/describe?fullStages=true``: every stage with its steps in one request. None when
+        wfapi answers 404 (not a Pipeline, or the Pipeline Stage View plugin is not installed)."""
+        try:
+            return self._build_object(job, number, "wfapi/describe?fullStages=true", kind="wfapi")
+        except JenkinsNotFound:
+            return None
+
+    def version(self) -> str | None:
+        """The controller's version (``X-Jenkins`` header of the root API)."""
+        version = self._send("api/json?tree=mode", kind="version").headers.get("X-Jenkins")
+        return str(version) if version else None
+
+    def whoami(self) -> str | None:
+        data = self.get_json("whoAmI/api/json", kind="whoami")
+        return str(data.get("name")) if isinstance(data, dict) else None
+
+    def close(self) -> None:
+        self._server._session.close()
+
+
+def _status_of(exc: BaseException | None) -> int | None:
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return int(status) if isinstance(status, int) else None
+
+
+def _tls_reason(exc: BaseException) -> str:
+    # The useful part ("certificate verify failed: self-signed certificate") sits deep inside
+    # urllib3's wrapping, past where _reason would cut.
+    text = str(exc)
+    start = text.find("certificate verify failed")
+    return text[start:].split(" (_ssl", 1)[0].rstrip(")'\"") if start >= 0 else _reason(exc)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) < 200 else text[:200] + "..."

@@ -1,0 +1,31 @@
+"""The sent-builds ledger (CONTRACT §5): the only package that imports SQLAlchemy and Alembic.
+
+Import from here; the modules behind it are :mod:`.store` (the :class:`Ledger` and its queries),
+:mod:`.schema` (tables), :mod:`.records` (what goes in and out), :mod:`.dialects` (SQLite and
+PostgreSQL differences) and :mod:`.migrate` (Alembic).
+"""
+
+from harvester.ledger.dialects import Dialect
+from harvester.ledger.records import (
+    STATUSES,
+    DeliveryAttempt,
+    LedgerEntry,
+    LedgerStats,
+    NewBuild,
+    Status,
+)
+from harvester.ledger.schema import Base
+from harvester.ledger.store import CLAIM_LEASE, Ledger
+
+__all__ = [
+    "CLAIM_LEASE",
+    "STATUSES",
+    "Base",
+    "DeliveryAttempt",
+    "Dialect",
+    "Ledger",
+    "LedgerEntry",
+    "LedgerStats",
+    "NewBuild",
+    "Status",
+]

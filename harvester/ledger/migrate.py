@@ -1,0 +1,47 @@
+"""Schema changes through Alembic: the only module that imports it. The scripts live in the
+repository's top-level ``migrations/`` and ship inside the wheel as ``harvester.migrations``."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import OperationalError
+
+from harvester.errors import LedgerError
+
+
+def migrations_location() -> Path:
+    """Where Alembic's scripts live: inside the installed package (``harvester.migrations``), or,
+    when running from a source checkout that shadows the installed package, the repo's
+    top-level ``migrations/``."""
+    try:
+        return Path(str(resources.files("harvester.migrations")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent.parent / "migrations"
+
+
+def _alembic_config(connection: Connection) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(migrations_location()))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    try:
+        with engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), revision)
+    except OperationalError as exc:
+        raise LedgerError(
+            f"ledger: cannot open or migrate the database ({exc.orig})",
+            hint="check ledger.url, that its directory exists and is writable",
+        ) from None
+
+
+def downgrade(engine: Engine, revision: str = "base") -> None:
+    with engine.begin() as connection:
+        command.downgrade(_alembic_config(connection), revision)

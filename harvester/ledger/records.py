@@ -1,0 +1,81 @@
+"""What the ledger hands in and out: plain frozen records, no SQLAlchemy objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+Status = Literal["pending", "sent", "dead"]
+STATUSES: tuple[Status, ...] = ("pending", "sent", "dead")
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+@dataclass(frozen=True, slots=True)
+class NewBuild:
+    """A collected build about to be written as ``pending``."""
+
+    job: str
+    number: int
+    result: str | None
+    payload: str
+    started_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    id: int
+    job: str
+    number: int
+    status: str
+    result: str | None
+    attempts: int
+    started_at: datetime
+    collected_at: datetime
+    sent_at: datetime | None
+    next_attempt_at: datetime
+    last_error: str | None
+    last_http_status: int | None
+    payload: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> LedgerEntry:
+        return cls(
+            id=row.id,
+            job=row.job,
+            number=row.number,
+            status=row.status,
+            result=row.result,
+            attempts=row.attempts,
+            started_at=utc(row.started_at),  # type: ignore[arg-type]
+            collected_at=utc(row.collected_at),  # type: ignore[arg-type]
+            sent_at=utc(row.sent_at),
+            next_attempt_at=utc(row.next_attempt_at),  # type: ignore[arg-type]
+            last_error=row.last_error,
+            last_http_status=row.last_http_status,
+            payload=row.payload,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    """One row of a build's delivery history, as ``ledger show`` prints it."""
+
+    attempted_at: datetime
+    outcome: str
+    http_status: int | None
+    error: str | None
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerStats:
+    counts: dict[str, int]
+    oldest_pending_started_at: datetime | None
+    last_successful_cycle_at: datetime | None

@@ -1,0 +1,47 @@
+"""The statements of the per-build hot path (claim, record), built once: SQLAlchemy then skips
+building and keying them on every call, which was most of a delivery's CPU."""
+
+from __future__ import annotations
+
+from sqlalchemy import DateTime, bindparam, func, insert, or_, select, update
+
+from harvester.ledger.schema import BUILDS, DELIVERY_ATTEMPTS
+
+_UTC_TIME = DateTime(timezone=True)
+SELECT_ATTEMPTS = select(BUILDS.c.attempts).where(BUILDS.c.id == bindparam("row_id"))
+RECORD_ATTEMPT = (
+    update(BUILDS)
+    .where(BUILDS.c.id == bindparam("row_id"))
+    .values(
+        status=bindparam("new_status"),
+        attempts=bindparam("new_attempts"),
+        last_http_status=bindparam("http_status"),
+        last_error=bindparam("error"),
+        # Only a retry moves the next attempt; only a 2xx sets sent_at.
+        next_attempt_at=func.coalesce(
+            bindparam("next_at", type_=_UTC_TIME), BUILDS.c.next_attempt_at
+        ),
+        sent_at=func.coalesce(bindparam("sent", type_=_UTC_TIME), BUILDS.c.sent_at),
+        claimed_until=None,
+        claimed_by=None,
+    )
+)
+INSERT_ATTEMPT = insert(DELIVERY_ATTEMPTS)
+CLAIM_SELECT = (
+    select(BUILDS)
+    .where(
+        BUILDS.c.status == "pending",
+        BUILDS.c.next_attempt_at <= bindparam("now", type_=_UTC_TIME),
+        or_(
+            BUILDS.c.claimed_until.is_(None),
+            BUILDS.c.claimed_until <= bindparam("now", type_=_UTC_TIME),
+        ),
+    )
+    .order_by(BUILDS.c.started_at, BUILDS.c.id)
+    .limit(bindparam("limit"))
+)
+CLAIM_UPDATE = (
+    update(BUILDS)
+    .where(BUILDS.c.id.in_(bindparam("ids", expanding=True)))
+    .values(claimed_until=bindparam("until", type_=_UTC_TIME), claimed_by=bindparam("owner"))
+)

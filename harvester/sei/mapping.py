@@ -1,0 +1,338 @@
+"""Jenkins JSON → SEI payload (CONTRACT §4, §4a). Pure: data in, payload out; no I/O, clock or env.
+
+Where does a payload field come from? Each one is computed in :func:`map_build`, in the order of the
+contract's table, from the inbound models of :mod:`harvester.jenkins.models`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import TypeVar
+
+from harvester.jenkins.models import Build, Cause, FlowNode, PipelineRun, simple_class_name
+from harvester.sei.payload import ArtifactRef, JobRun, Payload, RunParameter, Stage, Step, Trigger
+from harvester.util import names
+from harvester.util.timeparse import from_epoch_ms
+
+JENKINS_RESULTS = frozenset({"SUCCESS", "UNSTABLE", "FAILURE", "NOT_BUILT", "ABORTED"})
+SENT_PARAMETER_TYPES = frozenset(
+    {"StringParameterValue", "TextParameterValue", "BooleanParameterValue", "ChoiceParameterValue"}
+)
+REDACTED = "********"
+SCM_CAUSES = frozenset({"SCMTriggerCause", "GitHubPushCause", "BranchEventCause"})
+SCM_CAUSE_SUFFIXES = ("PushCause", "HookCause", "WebHookCause")
+BRANCH_PREFIXES = ("refs/heads/", "origin/")
+MAX_UPSTREAM_LEVELS = 10
+
+# wfapi status → (result, state) of a stage or step (CONTRACT §4 table).
+NODE_STATUS = {
+    "SUCCESS": ("succeeded", "completed"),
+    "UNSTABLE": ("succeededWithIssues", "completed"),
+    "FAILED": ("failed", "completed"),
+    "ABORTED": ("canceled", "completed"),
+    "NOT_EXECUTED": ("skipped", "completed"),
+    "IN_PROGRESS": ("unknown", "inProgress"),
+    "PAUSED_PENDING_INPUT": ("unknown", "inProgress"),
+}
+# Any other status: the build has finished, so the node has too, with an outcome we cannot name.
+UNKNOWN_NODE_STATUS = ("unknown", "completed")
+
+
+@dataclass(frozen=True, slots=True)
+class MappingRules:
+    """The part of the configuration the mapping needs (``sei.*`` identity and ``mapping.*``)."""
+
+    instance_name: str
+    instance_guid: str
+    instance_url: str  # ends in exactly one '/'
+    result_map: dict[str, str]
+    cd_jobs: tuple[str, ...] = ()
+    redact_parameters: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JobRef:
+    """A job as discovery found it. ``full_name`` is the Jenkins full name (encoded segments);
+    ``multibranch_project`` is the parent project's full name when this is a branch job."""
+
+    full_name: str
+    multibranch_project: str | None = None
+    is_pipeline: bool = False
+
+    @property
+    def decoded_name(self) -> str:
+        return names.decoded(self.full_name)
+
+
+# -- causes ------------------------------------------------------------------------------------
+
+
+def is_scm_cause(simple_name: str | None) -> bool:
+    if simple_name is None:
+        return False
+    return simple_name in SCM_CAUSES or simple_name.endswith(SCM_CAUSE_SUFFIXES)
+
+
+def is_upstream_cause(cause: Cause) -> bool:
+    name = cause.simple_name or ""
+    return name.endswith("UpstreamCause") and cause.upstreamProject is not None
+
+
+def user_of(cause: Cause) -> str:
+    return cause.userId if cause.userId is not None else "anonymous"
+
+
+@dataclass(frozen=True, slots=True)
+class CauseStep:
+    """What one level of the cause walk found: a user, or where to look next."""
+
+    user: str | None
+    upstream: tuple[str, int] | None
+    scm_seen: bool
+
+
+def examine_causes(causes: Sequence[Cause]) -> CauseStep:
+    """One level of the walk of CONTRACT §4a: the first UserIdCause's user, else the first
+    UpstreamCause to follow; and whether an SCM cause is among them."""
+    scm_seen = any(is_scm_cause(cause.simple_name) for cause in causes)
+    for cause in causes:
+        if cause.simple_name == "UserIdCause":
+            return CauseStep(user_of(cause), None, scm_seen)
+    for cause in causes:
+        if is_upstream_cause(cause) and cause.upstreamBuild is not None:
+            assert cause.upstreamProject is not None
+            return CauseStep(None, (cause.upstreamProject, cause.upstreamBuild), scm_seen)
+    return CauseStep(None, None, scm_seen)
+
+
+@dataclass
+class CauseWalk:
+    """The cause walk as a small state machine, so the I/O (fetching upstream builds) stays with
+    the caller: feed it causes until :attr:`next_upstream` is ``None``, then read :attr:`user_id`."""
+
+    levels: int = 0
+    scm_seen: bool = False
+    user: str | None = None
+    next_upstream: tuple[str, int] | None = None
+    visited: set[tuple[str, int]] = field(default_factory=set)
+
+    def feed(self, causes: Sequence[Cause]) -> None:
+        step = examine_causes(causes)
+        self.levels += 1
+        self.scm_seen = self.scm_seen or step.scm_seen
+        self.user = step.user
+        upstream = step.upstream
+        # Stop at 10 levels, and on a loop (hand-edited data can make one).
+        if upstream is not None and (
+            self.levels >= MAX_UPSTREAM_LEVELS or upstream in self.visited
+        ):
+            upstream = None
+        if upstream is not None:
+            self.visited.add(upstream)
+        self.next_upstream = None if step.user is not None else upstream
+
+    @property
+    def user_id(self) -> str:
+        if self.user is not None:
+            return self.user
+        return "SCMTrigger" if self.scm_seen else "SYSTEM"
+
+
+def trigger_of(cause: Cause) -> Trigger | None:
+    name = cause.simple_name
+    if name is None:
+        return None
+    if name == "UserIdCause":
+        return Trigger(id=user_of(cause), type=name)
+    if is_scm_cause(name):
+        return Trigger(id="SCMTrigger", type=name)
+    if is_upstream_cause(cause):
+        assert cause.upstreamProject is not None
+        number = None if cause.upstreamBuild is None else str(cause.upstreamBuild)
+        return Trigger(id=names.decoded(cause.upstreamProject), type=name, job_run_number=number)
+    if name == "TimerTriggerCause":
+        return Trigger(id="TimerTrigger", type=name)
+    return Trigger(id=name.removesuffix("Cause") or name, type=name)
+
+
+# -- parameters, SCM, artifacts ----------------------------------------------------------------
+
+
+def _parameter_type(class_name: str | None, value: object) -> str | None:
+    simple = simple_class_name(class_name)
+    if simple is not None:
+        return simple
+    # Pre-2.x controllers: no _class; booleans and strings are all they exported plainly.
+    if isinstance(value, bool):
+        return "BooleanParameterValue"
+    if isinstance(value, str):
+        return "StringParameterValue"
+    return None
+
+
+def map_parameters(build: Build, redact: Sequence[str]) -> list[RunParameter]:
+    mapped = []
+    for parameter in build.parameters:
+        kind = _parameter_type(parameter.class_name, parameter.value)
+        if kind not in SENT_PARAMETER_TYPES or parameter.name is None:
+            continue  # password, credentials, file and run parameters are never sent
+        if "value" not in parameter.model_fields_set or parameter.value is None:
+            continue
+        value = parameter.value
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        if any(fnmatchcase(parameter.name.upper(), pattern.upper()) for pattern in redact):
+            text = REDACTED
+        mapped.append(RunParameter(type=kind, name=parameter.name, value=text))
+    return mapped
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def commit_ids(build: Build) -> list[str]:
+    change_sets = [*build.changeSets, *([build.changeSet] if build.changeSet else [])]
+    ids = _unique(item.commitId for cs in change_sets for item in cs.items if item.commitId)
+    if ids:
+        return ids
+    data = build.first_build_data
+    if data and data.lastBuiltRevision and data.lastBuiltRevision.SHA1:
+        return [data.lastBuiltRevision.SHA1]
+    return []
+
+
+def strip_branch_prefix(name: str) -> str:
+    for prefix in ("refs/remotes/", "remotes/"):
+        if name.startswith(prefix):
+            # refs/remotes/<remote>/<branch>: drop the remote's name too
+            rest = name[len(prefix) :]
+            return rest.split("/", 1)[1] if "/" in rest else rest
+    for prefix in BRANCH_PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
+def branch_name(job: JobRef, build: Build) -> str | None:
+    if job.multibranch_project is not None:
+        return names.decoded(names.segments(job.full_name)[-1])
+    data = build.first_build_data
+    if data and data.lastBuiltRevision:
+        for spec in data.lastBuiltRevision.branch:
+            if spec.name:
+                return strip_branch_prefix(spec.name)
+    return None
+
+
+def repo_url(build: Build) -> str | None:
+    data = build.first_build_data
+    return data.remoteUrls[0] if data and data.remoteUrls else None
+
+
+def map_artifacts(job: JobRef, build: Build, instance_url: str) -> list[ArtifactRef]:
+    base = f"{instance_url}{names.job_path(job.full_name)}{build.number}/artifact/"
+    return [
+        ArtifactRef(
+            location=base + names.artifact_path(artifact.relativePath),
+            name=artifact.relativePath,
+            qualifier=str(build.number),
+        )
+        for artifact in build.artifacts
+        if artifact.relativePath
+    ]
+
+
+# -- stages and steps --------------------------------------------------------------------------
+
+
+def iso_millis(epoch_ms: int) -> str:
+    """``2026-11-28T18:40:48.123Z``. isoformat, not strftime: several times faster, and this runs
+    for every stage and step of every build."""
+    return from_epoch_ms(epoch_ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _node_fields(node: FlowNode) -> dict[str, object]:
+    result, state = NODE_STATUS.get(node.status or "", UNKNOWN_NODE_STATUS)
+    return {
+        "id": node.id,
+        "displayName": node.name,
+        "displayDescription": node.name,
+        "result": result,
+        "state": state,
+        "startTime": iso_millis(node.startTimeMillis) if node.startTimeMillis > 0 else None,
+        "durationInMillis": node.durationMillis,
+    }
+
+
+def map_job_run(run: PipelineRun | None) -> JobRun | None:
+    if run is None or not run.stages:
+        return None
+    return JobRun(
+        stages=[
+            Stage(
+                **_node_fields(stage),  # type: ignore[arg-type]
+                steps=[Step(**_node_fields(node)) for node in stage.stageFlowNodes],  # type: ignore[arg-type]
+            )
+            for stage in run.stages
+        ]
+    )
+
+
+# -- the payload -------------------------------------------------------------------------------
+
+
+def jenkins_result(result: str) -> str:
+    """Jenkins reads a result name it does not know as FAILURE (Result.fromString)."""
+    return result if result in JENKINS_RESULTS else "FAILURE"
+
+
+T = TypeVar("T")
+
+
+def _or_none(values: list[T]) -> list[T] | None:
+    return values or None
+
+
+def map_build(
+    job: JobRef,
+    build: Build,
+    *,
+    rules: MappingRules,
+    user_id: str,
+    pipeline_run: PipelineRun | None = None,
+) -> Payload:
+    """The payload of one finished build. ``user_id`` comes from the cause walk
+    (:class:`CauseWalk`), ``pipeline_run`` from wfapi (``None`` when absent or not a Pipeline)."""
+    if not build.finished:
+        raise ValueError(f"build {job.full_name} #{build.number} has not finished")
+    assert build.result is not None
+    decoded = job.decoded_name
+    is_cd = names.matches_any(rules.cd_jobs, job.full_name)
+    result = jenkins_result(build.result)
+    triggers = [t for t in (trigger_of(c) for c in build.causes) if t is not None]
+    return Payload(
+        pipeline=names.decoded(job.multibranch_project)
+        if job.multibranch_project
+        else job.full_name,
+        job_full_name=decoded,
+        qualified_name=decoded,
+        instance_name=rules.instance_name,
+        instance_guid=rules.instance_guid,
+        instance_url=rules.instance_url,
+        start_time=build.timestamp,
+        duration=build.duration,
+        result=rules.result_map.get(result, "failure"),
+        build_number=build.number,
+        user_id=user_id,
+        trigger_chain=_or_none(triggers),
+        job_run_params=_or_none(map_parameters(build, rules.redact_parameters)),
+        scm_commit_ids=_or_none(commit_ids(build)),
+        repo_url=repo_url(build),
+        branch_name=branch_name(job, build),
+        ci=not is_cd,
+        cd=is_cd,
+        artifacts=_or_none(map_artifacts(job, build, rules.instance_url)),
+        job_run=map_job_run(pipeline_run) if job.is_pipeline else None,
+    )

@@ -1,0 +1,192 @@
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from harvester.attempt import Attempt
+from harvester.delivery.owner import claim_owner, claim_owner_alive
+from harvester.ledger import Base, Ledger, NewBuild
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def build(job: str, number: int, minutes_ago: int = 0) -> NewBuild:
+    return NewBuild(
+        job, number, "SUCCESS", f'{{"build_number":{number}}}', NOW - timedelta(minutes=minutes_ago)
+    )
+
+
+def test_upgrade_downgrade_upgrade_and_no_drift(ledger_url: str) -> None:
+    ledger = Ledger.open(ledger_url)
+    ledger.downgrade("base")
+    engine = sqlalchemy.create_engine(ledger_url)
+    with engine.connect() as connection:
+        assert set(sqlalchemy.inspect(connection).get_table_names()) <= {"alembic_version"}
+    ledger.upgrade()
+    with engine.connect() as connection:
+        tables = set(sqlalchemy.inspect(connection).get_table_names())
+        assert {"builds", "delivery_attempts", "job_cursors", "cycles"} <= tables
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diff == []
+    engine.dispose()
+    ledger.close()
+
+
+def test_pending_then_sent_with_history(ledger_url: str) -> None:
+    ledger = Ledger.open(ledger_url)
+    assert ledger.add_pending([build("a", 1), build("a", 2)], now=NOW, cursor=("a", 2)) == 2
+    assert ledger.add_pending([build("a", 2)], now=NOW) == 0  # already held: ignored, not doubled
+    assert ledger.cursors() == {"a": 2}
+    due = ledger.claim_due(NOW, 10, "test")
+    assert [e.number for e in due] == [1, 2]
+    assert ledger.claim_due(NOW, 10, "test") == []  # leased: not handed out twice
+    status = ledger.record_attempt(
+        due[0].id, Attempt("sent", 200, None, 12), now=NOW, max_attempts=3
+    )
+    assert status == "sent"
+    entry = ledger.entry("a", 1)
+    assert entry is not None
+    assert (entry.status, entry.attempts, entry.sent_at) == ("sent", 1, NOW)
+    assert [h.outcome for h in ledger.history(entry.id)] == ["sent"]
+    ledger.close()
+
+
+def test_retries_then_dead_after_max_attempts(ledger_url: str) -> None:
+    ledger = Ledger.open(ledger_url)
+    ledger.add_pending([build("a", 1)], now=NOW)
+    entry_id = ledger.claim_due(NOW, 1, "test")[0].id
+    later = NOW + timedelta(minutes=1)
+    retry = Attempt("retry", 503, "HTTP 503", 5, next_attempt_at=later)
+    assert ledger.record_attempt(entry_id, retry, now=NOW, max_attempts=2) == "pending"
+    assert ledger.claim_due(NOW, 1, "test") == []  # not due before its next attempt time
+    assert [e.id for e in ledger.claim_due(later, 1, "test")] == [entry_id]
+    assert ledger.record_attempt(entry_id, retry, now=later, max_attempts=2) == "dead"
+    entry = ledger.entry("a", 1)
+    assert entry is not None
+    assert entry.status == "dead"
+    assert entry.last_error is not None
+    assert "gave up after 2 attempts" in entry.last_error
+    assert ledger.retry([entry_id], later) == 1
+    entry = ledger.entry("a", 1)
+    assert entry is not None
+    assert (entry.status, entry.attempts) == ("pending", 0)
+    ledger.close()
+
+
+def test_rejected_is_dead_at_once_and_credentials_do_not_count(ledger_url: str) -> None:
+    ledger = Ledger.open(ledger_url)
+    ledger.add_pending([build("a", 1), build("a", 2)], now=NOW)
+    first, second = ledger.claim_due(NOW, 2, "test")
+    creds = Attempt("credentials", 401, "HTTP 401", 3)
+    assert ledger.record_attempt(first.id, creds, now=NOW, max_attempts=1) == "pending"
+    entry = ledger.entry("a", 1)
+    assert entry is not None
+    assert entry.attempts == 0
+    rejected = Attempt("dead", 400, "HTTP 400: bad field", 3)
+    assert ledger.record_attempt(second.id, rejected, now=NOW, max_attempts=10) == "dead"
+    ledger.close()
+
+
+def test_cursor_never_moves_backwards_except_forget(ledger_url: str) -> None:
+    ledger = Ledger.open(ledger_url)
+    ledger.add_pending([build("a", 5)], now=NOW, cursor=("a", 5))
+    ledger.add_pending([], now=NOW, cursor=("a", 3))
+    assert ledger.cursors() == {"a": 5}
+    assert ledger.forget("a", 5, NOW)
+    assert ledger.cursors() == {"a": 4}
+    assert ledger.entry("a", 5) is None
+    assert not ledger.forget("a", 5, NOW)
+    ledger.close()
+
+
+def test_entries_filters_and_order(ledger_url: str) -> None:
+    ledger = Ledger.open(ledger_url)
+    ledger.add_pending(
+        [build("team/app", 1, 30), build("team/app", 2, 20), build("other", 7, 10)], now=NOW
+    )
+    assert [(e.job, e.number) for e in ledger.entries()] == [
+        ("other", 7),
+        ("team/app", 2),
+        ("team/app", 1),
+    ]
+    assert [e.number for e in ledger.entries(job_glob="team/*")] == [2, 1]
+    assert [e.number for e in ledger.entries(job_glob="*")] == [7]  # '*' stops at '/'
+    assert [e.number for e in ledger.entries(limit=1)] == [7]
+    assert ledger.entries(status="sent") == []
+    stats = ledger.stats()
+    assert stats.counts == {"pending": 3, "sent": 0, "dead": 0}
+    assert stats.oldest_pending_started_at == NOW - timedelta(minutes=30)
+    ledger.close()
+
+
+def test_concurrent_writers_do_not_fail_with_database_is_locked(sqlite_url: str) -> None:
+    ledger = Ledger.open(sqlite_url)
+    ledger.add_pending([build("j", n) for n in range(1, 201)], now=NOW)
+    due = ledger.claim_due(NOW, 200, "test")
+    errors: list[BaseException] = []
+
+    def work(chunk: list[int]) -> None:
+        try:
+            for entry_id in chunk:
+                ledger.record_attempt(
+                    entry_id, Attempt("sent", 200, None, 1), now=NOW, max_attempts=3
+                )
+                ledger.add_pending([build("k", entry_id)], now=NOW, cursor=("k", entry_id))
+        except BaseException as exc:
+            errors.append(exc)
+
+    ids = [e.id for e in due]
+    threads = [threading.Thread(target=work, args=(ids[i::8],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert ledger.stats().counts["sent"] == 200
+    assert ledger.cursors()["k"] == max(ids)
+    ledger.close()
+
+
+@pytest.mark.postgres
+def test_two_replicas_never_claim_the_same_row(postgres_url: str) -> None:
+    one, two = Ledger.open(postgres_url), Ledger.open(postgres_url)
+    one.add_pending([build("j", n) for n in range(1, 101)], now=NOW)
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def claim(ledger: Ledger) -> None:
+        while batch := ledger.claim_due(NOW, 7, "test"):
+            with lock:
+                claimed.extend(e.id for e in batch)
+
+    threads = [threading.Thread(target=claim, args=(ledger,)) for ledger in (one, two, one, two)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claimed) == sorted(set(claimed))
+    assert len(claimed) == 100
+    one.close()
+    two.close()
+
+
+def test_only_claims_of_dead_owners_are_released(ledger_url: str) -> None:
+    ledger = Ledger.open(ledger_url)
+    ledger.add_pending([build("j", n) for n in range(1, 5)], now=NOW)
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process that has exited: its pid is no longer alive
+    host = socket.gethostname()
+    ledger.claim_due(NOW, 2, f"{host}:{gone.pid}")
+    ledger.claim_due(NOW, 1, claim_owner())  # this very process: alive
+    ledger.claim_due(NOW, 1, "other-replica-host:1")  # cannot be checked from here: alive
+    assert ledger.claim_due(NOW, 10, "x") == []
+    assert ledger.release_dead_claims(claim_owner_alive, NOW) == 2
+    assert sorted(e.number for e in ledger.claim_due(NOW, 10, "x")) == [1, 2]
+    ledger.close()
