@@ -43,7 +43,7 @@ def jenkins_client(settings: Settings, metrics: Metrics | None = None) -> Jenkin
     return JenkinsClient(
         settings.jenkins.url,
         settings.jenkins.username,
-        settings.jenkins.token.get_secret_value(),
+        settings.jenkins.secret.get_secret_value(),
         timeout=settings.jenkins.timeout_seconds,
         verify_tls=settings.jenkins.verify_tls,
         max_concurrency=settings.jenkins.max_concurrency,

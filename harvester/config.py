@@ -10,7 +10,7 @@ import os
 import re
 import uuid
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import yaml
 from pydantic import (
@@ -60,7 +60,29 @@ def _read_secret(value: SecretStr | None, file: Path | None, name: str) -> Secre
     return value
 
 
-class JenkinsConfig(_Section):
+class _SecretSection(_Section):
+    """A section with one secret, set inline (``credential_key``) or read from a file
+    (``<credential_key>_file``, for Docker and Kubernetes secrets)."""
+
+    credential_key: ClassVar[str]
+
+    @model_validator(mode="after")
+    def _load_secret(self) -> Self:
+        key = self.credential_key
+        secret = _read_secret(getattr(self, key), getattr(self, f"{key}_file"), key)
+        object.__setattr__(self, key, secret)
+        return self
+
+    @property
+    def secret(self) -> SecretStr:
+        value = getattr(self, self.credential_key)
+        assert isinstance(value, SecretStr)  # guaranteed by _load_secret
+        return value
+
+
+class JenkinsConfig(_SecretSection):
+    credential_key = "api_token"
+
     url: str
     username: str
     api_token: SecretStr | None = None
@@ -80,19 +102,10 @@ class JenkinsConfig(_Section):
             )
         return value if value.endswith("/") else value + "/"
 
-    @model_validator(mode="after")
-    def _token(self) -> JenkinsConfig:
-        token = _read_secret(self.api_token, self.api_token_file, "api_token")
-        object.__setattr__(self, "api_token", token)
-        return self
 
-    @property
-    def token(self) -> SecretStr:
-        assert self.api_token is not None  # guaranteed by _token
-        return self.api_token
+class SeiConfig(_SecretSection):
+    credential_key = "token"
 
-
-class SeiConfig(_Section):
     url: str
     token: SecretStr | None = None
     token_file: Path | None = None
@@ -119,16 +132,6 @@ class SeiConfig(_Section):
         except ValueError:
             raise ValueError("not a valid UUID") from None
         return value
-
-    @model_validator(mode="after")
-    def _token(self) -> SeiConfig:
-        object.__setattr__(self, "token", _read_secret(self.token, self.token_file, "token"))
-        return self
-
-    @property
-    def secret(self) -> SecretStr:
-        assert self.token is not None  # guaranteed by _token
-        return self.token
 
 
 class MappingConfig(_Section):

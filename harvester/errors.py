@@ -3,11 +3,12 @@
 Every error a user can see is a :class:`HarvesterError`. Each class declares the exit code it maps to
 and the context it carries (job, build, URL, status, field), and each message says what to do next.
 The CLI is the one place that turns these into a message on stderr and an exit code
-(:func:`harvester.cli.main`).
+(:func:`harvester.cli.main.main`).
 
-Retriable vs fatal (after the Singer SDK): :class:`RetriableError` marks failures that are expected to
-go away (a timeout, a 5xx); the cycle records them and tries again later. Everything else is fatal for
-the thing it concerns (one build, one job, or the whole command for config and credentials).
+Retriable vs fatal (after the Singer SDK): the ``...Transient...`` and ``...Malformed...`` classes are
+failures expected to go away (a timeout, a 5xx, a proxy's error page); the cycle records them and tries
+again later. Everything else is fatal for the thing it concerns (one build, one job, or the whole
+command for config and credentials).
 """
 
 from __future__ import annotations
@@ -80,19 +81,15 @@ class ConfigError(HarvesterError):
         self.field = field
 
 
-class RetriableError(HarvesterError):
-    """A failure that is expected to pass: try again in a later attempt or cycle."""
-
-
 class JenkinsError(HarvesterError):
     """A request to Jenkins failed for one job or one build."""
 
 
-class JenkinsTransientError(JenkinsError, RetriableError):
+class JenkinsTransientError(JenkinsError):
     """Jenkins answered 5xx/429, timed out or dropped the connection (after our own retries)."""
 
 
-class JenkinsMalformedResponse(JenkinsError, RetriableError):
+class JenkinsMalformedResponse(JenkinsError):
     """Jenkins answered something that is not the JSON we asked for (a proxy's HTML page, a cut body)."""
 
 
@@ -110,7 +107,7 @@ class WebhookError(HarvesterError):
     """A delivery failed."""
 
 
-class WebhookTransientError(WebhookError, RetriableError):
+class WebhookTransientError(WebhookError):
     """408, 429, 5xx or a network error: the delivery is retried with backoff."""
 
     def __init__(

@@ -5,7 +5,6 @@ import subprocess
 import threading
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import sqlalchemy
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -23,8 +22,7 @@ def build(job: str, number: int, minutes_ago: int = 0) -> NewBuild:
     )
 
 
-def test_upgrade_downgrade_upgrade_and_no_drift(ledger_url: str) -> None:
-    ledger = Ledger.open(ledger_url)
+def test_upgrade_downgrade_upgrade_and_no_drift(ledger: Ledger, ledger_url: str) -> None:
     ledger.downgrade("base")
     engine = sqlalchemy.create_engine(ledger_url)
     with engine.connect() as connection:
@@ -36,11 +34,9 @@ def test_upgrade_downgrade_upgrade_and_no_drift(ledger_url: str) -> None:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diff == []
     engine.dispose()
-    ledger.close()
 
 
-def test_pending_then_sent_with_history(ledger_url: str) -> None:
-    ledger = Ledger.open(ledger_url)
+def test_pending_then_sent_with_history(ledger: Ledger) -> None:
     assert ledger.add_pending([build("a", 1), build("a", 2)], now=NOW, cursor=("a", 2)) == 2
     assert ledger.add_pending([build("a", 2)], now=NOW) == 0  # already held: ignored, not doubled
     assert ledger.cursors() == {"a": 2}
@@ -55,11 +51,9 @@ def test_pending_then_sent_with_history(ledger_url: str) -> None:
     assert entry is not None
     assert (entry.status, entry.attempts, entry.sent_at) == ("sent", 1, NOW)
     assert [h.outcome for h in ledger.history(entry.id)] == ["sent"]
-    ledger.close()
 
 
-def test_retries_then_dead_after_max_attempts(ledger_url: str) -> None:
-    ledger = Ledger.open(ledger_url)
+def test_retries_then_dead_after_max_attempts(ledger: Ledger) -> None:
     ledger.add_pending([build("a", 1)], now=NOW)
     entry_id = ledger.claim_due(NOW, 1, "test")[0].id
     later = NOW + timedelta(minutes=1)
@@ -77,11 +71,9 @@ def test_retries_then_dead_after_max_attempts(ledger_url: str) -> None:
     entry = ledger.entry("a", 1)
     assert entry is not None
     assert (entry.status, entry.attempts) == ("pending", 0)
-    ledger.close()
 
 
-def test_rejected_is_dead_at_once_and_credentials_do_not_count(ledger_url: str) -> None:
-    ledger = Ledger.open(ledger_url)
+def test_rejected_is_dead_at_once_and_credentials_do_not_count(ledger: Ledger) -> None:
     ledger.add_pending([build("a", 1), build("a", 2)], now=NOW)
     first, second = ledger.claim_due(NOW, 2, "test")
     creds = Attempt("credentials", 401, "HTTP 401", 3)
@@ -91,11 +83,9 @@ def test_rejected_is_dead_at_once_and_credentials_do_not_count(ledger_url: str) 
     assert entry.attempts == 0
     rejected = Attempt("dead", 400, "HTTP 400: bad field", 3)
     assert ledger.record_attempt(second.id, rejected, now=NOW, max_attempts=10) == "dead"
-    ledger.close()
 
 
-def test_cursor_never_moves_backwards_except_forget(ledger_url: str) -> None:
-    ledger = Ledger.open(ledger_url)
+def test_cursor_never_moves_backwards_except_forget(ledger: Ledger) -> None:
     ledger.add_pending([build("a", 5)], now=NOW, cursor=("a", 5))
     ledger.add_pending([], now=NOW, cursor=("a", 3))
     assert ledger.cursors() == {"a": 5}
@@ -103,11 +93,9 @@ def test_cursor_never_moves_backwards_except_forget(ledger_url: str) -> None:
     assert ledger.cursors() == {"a": 4}
     assert ledger.entry("a", 5) is None
     assert not ledger.forget("a", 5, NOW)
-    ledger.close()
 
 
-def test_entries_filters_and_order(ledger_url: str) -> None:
-    ledger = Ledger.open(ledger_url)
+def test_entries_filters_and_order(ledger: Ledger) -> None:
     ledger.add_pending(
         [build("team/app", 1, 30), build("team/app", 2, 20), build("other", 7, 10)], now=NOW
     )
@@ -123,11 +111,9 @@ def test_entries_filters_and_order(ledger_url: str) -> None:
     stats = ledger.stats()
     assert stats.counts == {"pending": 3, "sent": 0, "dead": 0}
     assert stats.oldest_pending_started_at == NOW - timedelta(minutes=30)
-    ledger.close()
 
 
-def test_concurrent_writers_do_not_fail_with_database_is_locked(sqlite_url: str) -> None:
-    ledger = Ledger.open(sqlite_url)
+def test_concurrent_writers_do_not_fail_with_database_is_locked(ledger: Ledger) -> None:
     ledger.add_pending([build("j", n) for n in range(1, 201)], now=NOW)
     due = ledger.claim_due(NOW, 200, "test")
     errors: list[BaseException] = []
@@ -151,12 +137,10 @@ def test_concurrent_writers_do_not_fail_with_database_is_locked(sqlite_url: str)
     assert errors == []
     assert ledger.stats().counts["sent"] == 200
     assert ledger.cursors()["k"] == max(ids)
-    ledger.close()
 
 
-@pytest.mark.postgres
-def test_two_replicas_never_claim_the_same_row(postgres_url: str) -> None:
-    one, two = Ledger.open(postgres_url), Ledger.open(postgres_url)
+def test_two_replicas_never_claim_the_same_row(ledger_url: str) -> None:
+    one, two = Ledger.open(ledger_url), Ledger.open(ledger_url)
     one.add_pending([build("j", n) for n in range(1, 101)], now=NOW)
     claimed: list[int] = []
     lock = threading.Lock()
@@ -177,8 +161,7 @@ def test_two_replicas_never_claim_the_same_row(postgres_url: str) -> None:
     two.close()
 
 
-def test_only_claims_of_dead_owners_are_released(ledger_url: str) -> None:
-    ledger = Ledger.open(ledger_url)
+def test_only_claims_of_dead_owners_are_released(ledger: Ledger) -> None:
     ledger.add_pending([build("j", n) for n in range(1, 5)], now=NOW)
     gone = subprocess.Popen(["true"])
     gone.wait()  # a process that has exited: its pid is no longer alive
@@ -189,4 +172,3 @@ def test_only_claims_of_dead_owners_are_released(ledger_url: str) -> None:
     assert ledger.claim_due(NOW, 10, "x") == []
     assert ledger.release_dead_claims(claim_owner_alive, NOW) == 2
     assert sorted(e.number for e in ledger.claim_due(NOW, 10, "x")) == [1, 2]
-    ledger.close()

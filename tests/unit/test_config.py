@@ -87,7 +87,7 @@ def test_secrets_from_files(tmp_path: Path) -> None:
     data["sei"].pop("token")
     data["sei"]["token_file"] = str(tmp_path / "st")
     settings = settings_from_mapping(data)
-    assert settings.jenkins.token.get_secret_value() == "from-file-token"
+    assert settings.jenkins.secret.get_secret_value() == "from-file-token"
     assert settings.sei.secret.get_secret_value() == "sei-file-token"
     assert "from-file-token" not in repr(settings)
 
