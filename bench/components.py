@@ -107,6 +107,7 @@ def main() -> None:
                 Attempt("sent", 202, None, 1),
                 now=now,
                 max_attempts=10,
+                owner="bench",
             ),
         )
         print(f"  {'sum: one build with no other thread running':44} {total:6.3f} ms")

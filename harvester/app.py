@@ -13,9 +13,11 @@ from harvester.config import DEFAULT_RESULT_MAP, Settings
 from harvester.cycle import Clock, Harvester
 from harvester.daemon.metrics import Metrics
 from harvester.delivery.deliverer import Deliverer
+from harvester.delivery.gate import DeliveryGate
 from harvester.delivery.owner import claim_owner, claim_owner_alive
 from harvester.jenkins.client import JenkinsClient
 from harvester.ledger import Ledger
+from harvester.sei.envelope import envelope
 from harvester.sei.mapping import MappingRules
 from harvester.sei.webhook import WebhookClient
 
@@ -99,20 +101,29 @@ def make_collector(
     )
 
 
+def delivery_gate(settings: Settings) -> DeliveryGate:
+    """Pacing, 429 pauses and outage state: one per process, kept across cycles."""
+    return DeliveryGate(settings.sei.max_requests_per_minute, burst=settings.sei.max_concurrency)
+
+
 def make_deliverer(
     settings: Settings,
     webhook: WebhookClient,
     ledger: Ledger,
     metrics: Metrics,
     stop: threading.Event,
+    gate: DeliveryGate,
     clock: Clock = now,
 ) -> Deliverer:
+    rules = mapping_rules(settings)
     return Deliverer(
         webhook,
         ledger,
         max_attempts=settings.sei.max_attempts,
         concurrency=settings.sei.max_concurrency,
         clock=clock,
+        gate=gate,
+        envelope=lambda stored: envelope(stored, rules),
         stop=stop,
         observer=metrics.observe_delivery,
         owner=claim_owner(),
@@ -125,6 +136,7 @@ def build_harvester(settings: Settings, stop: threading.Event) -> Harvester:
     jenkins = jenkins_client(settings, metrics)
     webhook = webhook_client(settings)
     ledger = open_ledger_for_delivery(settings)
+    gate = delivery_gate(settings)
     return Harvester(
         jenkins=jenkins,
         webhook=webhook,
@@ -136,7 +148,10 @@ def build_harvester(settings: Settings, stop: threading.Event) -> Harvester:
         new_collector=lambda clock: make_collector(
             settings, jenkins, ledger, stop=stop, clock=clock
         ),
-        new_deliverer=lambda clock: make_deliverer(settings, webhook, ledger, metrics, stop, clock),
+        gate=gate,
+        new_deliverer=lambda clock: make_deliverer(
+            settings, webhook, ledger, metrics, stop, gate, clock
+        ),
     )
 
 

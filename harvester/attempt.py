@@ -10,7 +10,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
-Outcome = Literal["sent", "retry", "dead", "credentials"]
+Outcome = Literal["sent", "retry", "throttled", "dead", "credentials", "url"]
+"""sent: a 2xx. retry: 408, 5xx, a network error or a timeout. throttled: 429. dead: any other 4xx.
+credentials: 401/403. url: a redirect, 404 or 405 (``sei.url`` is wrong)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,10 @@ class Attempt:
     error: str | None
     duration_ms: int
     next_attempt_at: datetime | None = None
+    counted: bool = True
+    """Whether a ``retry`` counts toward ``sei.max_attempts`` (not during an outage)."""
+    body: str | None = None
+    """The body sent, when it differs from the stored payload (the send-time envelope)."""
 
-    def due_at(self, moment: datetime) -> Attempt:
-        return replace(self, next_attempt_at=moment)
+    def due_at(self, moment: datetime, *, counted: bool = True) -> Attempt:
+        return replace(self, next_attempt_at=moment, counted=counted)

@@ -38,10 +38,14 @@ class CatchUpResult:
 
     @property
     def exit_code(self) -> int:
-        if self.delivery.credentials_error is not None:
+        if self.delivery.stopping_error is not None:
             return ExitCode.WEBHOOK_CREDENTIALS
-        # (a receiver found down also shows here: delivery halts only after rows left to retry)
-        if self.collect.job_errors or self.delivery.retrying or self.delivery.dead:
+        if (
+            self.collect.job_errors
+            or self.delivery.retrying
+            or self.delivery.dead
+            or self.delivery.receiver_down
+        ):
             return ExitCode.WORK_LEFT
         return ExitCode.OK
 

@@ -115,6 +115,9 @@ class SeiConfig(_SecretSection):
     instance_url: str | None = None
     timeout_seconds: float = Field(30, gt=0)
     max_attempts: int = Field(10, ge=1)
+    # Pacing across all delivery workers (a token bucket); Harness allows 1000 per API key per
+    # minute. 0 turns pacing off.
+    max_requests_per_minute: float = Field(900, ge=0)
     max_concurrency: int = Field(4, ge=1, le=64)
 
     @field_validator("url")

@@ -13,6 +13,7 @@ from datetime import datetime
 from harvester.collect.collector import Collector, CollectReport
 from harvester.daemon.metrics import Metrics
 from harvester.delivery.deliverer import Deliverer, DeliveryReport
+from harvester.delivery.gate import DeliveryGate
 from harvester.errors import ExitCode, JenkinsUnreachable
 from harvester.jenkins.client import JenkinsClient
 from harvester.ledger import Ledger
@@ -35,20 +36,31 @@ class CycleResult:
 
     @property
     def succeeded(self) -> bool:
-        return (
-            self.jenkins_error is None
-            and not self.collect.job_errors
-            and self.delivery.credentials_error is None
-            and not self.delivery.receiver_down
-        )
+        """Everything reached and collected (recorded as the ledger's "last successful cycle")."""
+        return self.problem is None and not self.collect.job_errors
+
+    @property
+    def problem(self) -> str | None:
+        """What makes /healthz 503 (CONTRACT §7): Jenkins out of reach, or the webhook failing
+        every delivery. One job's failure alone is not one."""
+        if self.jenkins_error is not None:
+            return f"Jenkins unreachable: {self.jenkins_error}"
+        if self.delivery.stopping_error is not None:
+            return f"webhook: {self.delivery.stopping_error}"
+        if self.delivery.webhook_failing:
+            return (
+                "webhook: every delivery failed since the last success (is the receiver down?); "
+                "rows stay pending and are retried with backoff"
+            )
+        return None
 
     @property
     def exit_code(self) -> int:
         """CONTRACT §2 and §4a: 3 only when Jenkins cannot be reached at all; 4 when the webhook
-        rejected the credentials; 1 when work is left; else 0."""
+        rejected the credentials or the URL; 1 when work is left; else 0."""
         if self.jenkins_error is not None:
             return ExitCode.JENKINS_UNREACHABLE
-        if self.delivery.credentials_error is not None:
+        if self.delivery.stopping_error is not None:
             return ExitCode.WEBHOOK_CREDENTIALS
         if self.collect.job_errors or self.pending_left or self.delivery.dead:
             return ExitCode.WORK_LEFT
@@ -67,6 +79,10 @@ class CycleResult:
             parts.append(f"{self.delivery.retrying} to retry")
         if self.delivery.dead:
             parts.append(f"{self.delivery.dead} dead")
+        if self.delivery.throttled:
+            parts.append(f"{self.delivery.throttled} throttled")
+        if self.delivery.receiver_down:
+            parts.append("webhook down")
         if self.collect.job_errors:
             parts.append(f"{len(self.collect.job_errors)} job(s) failed")
         parts.append(f"{self.pending_left} pending")
@@ -87,6 +103,7 @@ class Harvester:
     stop: threading.Event
     since: str  # harvest.since: how far back a job seen for the first time is collected
     new_collector: Callable[[Clock], Collector]
+    gate: DeliveryGate
     new_deliverer: Callable[[Clock], Deliverer]
 
     def collector(self) -> Collector:

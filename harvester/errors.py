@@ -23,7 +23,7 @@ class ExitCode:
     WORK_LEFT = 1
     USAGE = 2
     JENKINS_UNREACHABLE = 3
-    WEBHOOK_CREDENTIALS = 4
+    WEBHOOK_CREDENTIALS = 4  # also a wrong sei.url (a redirect, 404 or 405)
 
 
 class HarvesterError(Exception):
@@ -117,6 +117,10 @@ class WebhookTransientError(WebhookError):
         self.retry_after = retry_after
 
 
+class WebhookThrottled(WebhookTransientError):
+    """429: the receiver's rate limit. Every delivery worker pauses; never counts as an attempt."""
+
+
 class WebhookRejected(WebhookError):
     """Any other 4xx: the receiver will never accept this payload; the row becomes dead. The
     message carries the start of the receiver's answer, which the ledger records."""
@@ -124,6 +128,13 @@ class WebhookRejected(WebhookError):
 
 class WebhookCredentialsRejected(WebhookError):
     """401/403: every delivery would fail the same way; stop delivering for this cycle."""
+
+    exit_code = ExitCode.WEBHOOK_CREDENTIALS
+
+
+class WebhookUrlRejected(WebhookError):
+    """A redirect, 404 or 405: ``sei.url`` is wrong for every build; stop delivering for this
+    cycle and keep the rows pending."""
 
     exit_code = ExitCode.WEBHOOK_CREDENTIALS
 

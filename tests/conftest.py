@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy
 
 from harvester.demo import Receiver
+from tests.helpers import GUID
 from tests.pgserver import postgres_server
 
 _databases = itertools.count()
@@ -33,7 +34,7 @@ def postgres_url(postgres_base: str) -> str:
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     """A webhook receiver on loopback expecting the token of tests.helpers.config_dict."""
-    with Receiver(token="sei-secret-token") as rec:
+    with Receiver(token="sei-secret-token", instances={GUID}) as rec:
         yield rec
 
 

@@ -75,25 +75,36 @@ def cmd_ledger_show(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger_retry(args: argparse.Namespace) -> int:
-    if args.dead == (args.job is not None):
+    """``dead`` rows back to ``pending``; ``--pending`` (or a pending JOB BUILD): due now."""
+    chosen = int(args.dead) + int(args.pending) + int(args.job is not None)
+    if chosen != 1:
         raise UsageError(
-            "ledger retry takes either JOB BUILD or --dead",
+            "ledger retry takes one of JOB BUILD, --dead or --pending",
             hint="e.g. `harvester ledger retry folder/app 42` or `harvester ledger retry --dead`",
         )
     if args.job is not None and args.build is None:
         raise UsageError("ledger retry JOB needs a BUILD number too")
-    if args.job_glob is not None and not args.dead:
-        raise UsageError("--job GLOB goes with --dead")
+    if args.job_glob is not None and args.job is not None:
+        raise UsageError("--job GLOB goes with --dead or --pending")
     ledger = open_ledger(settings(args))
     try:
-        if args.dead:
-            ids = [e.id for e in ledger.entries(status="dead", job_glob=args.job_glob)]
-        else:
+        if args.job is not None:
             entry = entry_of(ledger, args.job, args.build)
+            if entry.status == "pending":
+                count = ledger.make_due([entry.id], now())
+                say(f"{entry.job} #{entry.number} is pending: due now, the next cycle sends it")
+                return ExitCode.OK
             if entry.status != "dead":
                 say(f"{entry.job} #{entry.number} is {entry.status}, not dead: nothing to retry")
                 return ExitCode.OK
             ids = [entry.id]
+        else:
+            status = "dead" if args.dead else "pending"
+            ids = [e.id for e in ledger.entries(status=status, job_glob=args.job_glob)]
+        if args.pending:
+            count = ledger.make_due(ids, now())
+            say(f"{count} pending build(s) due now; the next cycle sends them")
+            return ExitCode.OK
         count = ledger.retry(ids, now())
     finally:
         ledger.close()

@@ -82,10 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("build", metavar="BUILD", type=build_number)
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=cmd_ledger_show)
-    retry = ledger_commands.add_parser("retry", help="set dead rows back to pending")
+    retry = ledger_commands.add_parser(
+        "retry", help="set dead rows back to pending, or make pending rows due now"
+    )
     retry.add_argument("job", metavar="JOB", nargs="?")
     retry.add_argument("build", metavar="BUILD", nargs="?", type=build_number)
     retry.add_argument("--dead", action="store_true", help="every dead row (with --job GLOB)")
+    retry.add_argument(
+        "--pending", action="store_true", help="every pending row, due now (with --job GLOB)"
+    )
     retry.add_argument("--job", dest="job_glob", metavar="GLOB")
     retry.set_defaults(handler=cmd_ledger_retry)
     forget = ledger_commands.add_parser("forget", help="delete a row so the build is sent again")

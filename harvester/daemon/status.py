@@ -17,42 +17,41 @@ HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
 
 
 class Health:
-    """What /healthz reports: healthy while the last cycle succeeded within three intervals."""
+    """What /healthz reports (CONTRACT §7): 503 with the reason when the last cycle could not
+    reach Jenkins, when the webhook has failed every delivery since its last success, or when no
+    cycle succeeded within three intervals. One job's failure alone does not make it unhealthy."""
 
     def __init__(self, interval_seconds: float) -> None:
         self.interval = interval_seconds
         self.started = datetime.now(tz=UTC)
         self.last_success: datetime | None = None
-        self.last_problem: str | None = "no cycle has finished yet"
+        self.last_problem: str | None = None
         self.lock = threading.Lock()
 
-    def record(self, succeeded: bool, finished_at: datetime, summary: str) -> None:
-        """How the last cycle went (its summary names the problem when it failed)."""
+    def record(self, finished_at: datetime, problem: str | None) -> None:
+        """How the last cycle went: ``problem`` None, or what made it fail."""
         with self.lock:
-            if succeeded:
+            self.last_problem = problem
+            if problem is None:
                 self.last_success = finished_at
-                self.last_problem = None
-            else:
-                self.last_problem = summary
 
     def __call__(self) -> tuple[bool, dict[str, object]]:
         with self.lock:
             now = datetime.now(tz=UTC)
             limit = 3 * self.interval
-            reference = self.last_success
-            fresh = reference is not None and (now - reference).total_seconds() <= limit
-            # Just started: give the first cycles the same grace before calling it unhealthy.
-            starting = reference is None and (now - self.started).total_seconds() <= limit
+            reference = self.last_success or self.started
+            # Just started counts as a success: the first cycles get the same grace.
+            stale = (now - reference).total_seconds() > limit
+            reason = self.last_problem
+            if reason is None and stale:
+                reason = f"no successful cycle in the last {limit:.0f} s"
             detail: dict[str, object] = {
-                "status": "ok" if fresh or starting else "unhealthy",
-                "last_success": iso_utc(reference),
-                "problem": self.last_problem,
+                "status": "ok" if reason is None else "unhealthy",
+                "last_success": iso_utc(self.last_success),
             }
-            if not (fresh or starting):
-                detail["reason"] = f"no successful cycle in the last {limit:.0f} s" + (
-                    f"; last problem: {self.last_problem}" if self.last_problem else ""
-                )
-            return fresh or starting, detail
+            if reason is not None:
+                detail["reason"] = reason
+            return reason is None, detail
 
 
 class StatusServer(ThreadedServer):

@@ -40,6 +40,11 @@ class Dialect:
         """The claim query as this backend runs it."""
         return select
 
+    def lock_row(self, select: Select[Any]) -> Select[Any]:
+        """A read of rows about to be updated in the same transaction, locked against writers
+        (SQLite's ``BEGIN IMMEDIATE`` already holds the write lock)."""
+        return select
+
 
 class Sqlite(Dialect):
     name = "sqlite"
@@ -91,6 +96,9 @@ class Postgresql(Dialect):
     def claim(self, select: Select[Any]) -> Select[Any]:
         # Two replicas on one PostgreSQL ledger each take different rows instead of waiting.
         return select.with_for_update(skip_locked=True)
+
+    def lock_row(self, select: Select[Any]) -> Select[Any]:
+        return select.with_for_update()
 
 
 def open_engine(url: str) -> tuple[Engine, Dialect]:

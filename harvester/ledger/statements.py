@@ -8,7 +8,9 @@ from sqlalchemy import DateTime, bindparam, func, insert, or_, select, update
 from harvester.ledger.schema import BUILDS, DELIVERY_ATTEMPTS
 
 _UTC_TIME = DateTime(timezone=True)
-SELECT_ATTEMPTS = select(BUILDS.c.attempts).where(BUILDS.c.id == bindparam("row_id"))
+SELECT_ATTEMPTS = select(BUILDS.c.attempts, BUILDS.c.claimed_by).where(
+    BUILDS.c.id == bindparam("row_id")
+)
 RECORD_ATTEMPT = (
     update(BUILDS)
     .where(BUILDS.c.id == bindparam("row_id"))
@@ -22,8 +24,11 @@ RECORD_ATTEMPT = (
             bindparam("next_at", type_=_UTC_TIME), BUILDS.c.next_attempt_at
         ),
         sent_at=func.coalesce(bindparam("sent", type_=_UTC_TIME), BUILDS.c.sent_at),
-        claimed_until=None,
-        claimed_by=None,
+        # The body actually sent, when the send-time envelope changed it.
+        payload=func.coalesce(bindparam("body"), BUILDS.c.payload),
+        # A worker that goes on retrying keeps (and renews) its claim; otherwise it is released.
+        claimed_until=bindparam("lease_until", type_=_UTC_TIME),
+        claimed_by=bindparam("lease_owner"),
     )
 )
 INSERT_ATTEMPT = insert(DELIVERY_ATTEMPTS)

@@ -21,8 +21,10 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from harvester.attempt import Attempt
+from harvester.errors import LedgerError
 from harvester.ledger import migrate as migrations
 from harvester.ledger.dialects import Dialect, open_engine
 from harvester.ledger.records import (
@@ -60,6 +62,7 @@ class Ledger:
         self._engine = engine
         self._dialect = dialect
         self._claim_select = dialect.claim(CLAIM_SELECT)
+        self._select_attempts = dialect.lock_row(SELECT_ATTEMPTS)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Ledger:
@@ -170,8 +173,8 @@ class Ledger:
     # -- delivering ---------------------------------------------------------------------------
 
     def claim_due(self, now: datetime, limit: int, owner: str) -> list[LedgerEntry]:
-        """Pending rows whose next attempt is due, oldest build first, leased to the caller so that
-        another worker or replica does not send them at the same time."""
+        """Pending rows whose next attempt is due, oldest build first, leased to ``owner`` so
+        that no other worker or replica sends them meanwhile."""
         with self._write() as connection:
             rows = connection.execute(self._claim_select, {"now": now, "limit": limit}).all()
             if rows:
@@ -181,8 +184,28 @@ class Ledger:
                 )
             return [LedgerEntry.from_row(row) for row in rows]
 
-    def release(self, ids: Sequence[int], next_attempt_at: datetime | None = None) -> None:
-        """Hand back claimed rows that were not attempted (delivery stopped)."""
+    def renew(self, ids: Sequence[int], owner: str, now: datetime) -> set[int]:
+        """Extend ``owner``'s claims on ``ids``; returns the ids it still holds (a claim that
+        expired and was taken by another worker is lost: that worker sends the row)."""
+        if not ids:
+            return set()
+        with self._write() as connection:
+            rows = connection.execute(
+                update(BuildRow)
+                .where(
+                    BuildRow.id.in_(list(ids)),
+                    BuildRow.claimed_by == owner,
+                    BuildRow.status == "pending",
+                )
+                .values(claimed_until=now + CLAIM_LEASE)
+                .returning(BuildRow.id)
+            ).all()
+        return {row.id for row in rows}
+
+    def release(
+        self, ids: Sequence[int], owner: str, next_attempt_at: datetime | None = None
+    ) -> None:
+        """Hand back ``owner``'s claims on rows it did not finish (delivery stopped)."""
         if not ids:
             return
         values: dict[str, Any] = {"claimed_until": None, "claimed_by": None}
@@ -191,8 +214,29 @@ class Ledger:
         with self._write() as connection:
             connection.execute(
                 update(BuildRow)
-                .where(BuildRow.id.in_(list(ids)), BuildRow.status == "pending")
+                .where(
+                    BuildRow.id.in_(list(ids)),
+                    BuildRow.status == "pending",
+                    BuildRow.claimed_by == owner,
+                )
                 .values(**values)
+            )
+
+    def refund_attempts(self, ids: Sequence[int], now: datetime) -> None:
+        """Hand back one counted attempt of each row: its failure turned out to be the onset of
+        an outage, which spends no attempts (CONTRACT §7). A row that died of that attempt is
+        pending again."""
+        if not ids:
+            return
+        with self._write() as connection:
+            connection.execute(
+                update(BuildRow)
+                .where(
+                    BuildRow.id.in_(list(ids)),
+                    BuildRow.attempts > 0,
+                    BuildRow.status.in_(("pending", "dead")),
+                )
+                .values(attempts=BuildRow.attempts - 1, status="pending")
             )
 
     def release_dead_claims(self, owner_alive: Callable[[str], bool], now: datetime) -> int:
@@ -216,29 +260,43 @@ class Ledger:
             return result.rowcount or 0
 
     def record_attempt(
-        self, entry_id: int, outcome: Attempt, *, now: datetime, max_attempts: int
+        self,
+        entry_id: int,
+        outcome: Attempt,
+        *,
+        now: datetime,
+        max_attempts: int,
+        owner: str,
+        keep_claim: bool = False,
     ) -> str:
-        """Write one delivery attempt and its effect on the row; returns the row's new status."""
+        """Write one delivery attempt and its effect on the row; returns the row's new status,
+        or ``lost`` when ``owner`` no longer holds the row (its claim expired and another worker
+        took it, or it was forgotten): then nothing is written, and that worker decides.
+
+        ``sent`` and ``dead`` are final. A ``retry`` counts toward ``max_attempts`` when
+        ``outcome.counted`` (the receiver was accepting other builds), and is ``dead`` once they
+        are spent. ``throttled``, ``credentials`` and ``url`` never count. With ``keep_claim``
+        the worker goes on retrying the row in this cycle and its claim is renewed."""
         with self._write() as connection:
-            attempts = connection.execute(
-                SELECT_ATTEMPTS, {"row_id": entry_id}
-            ).scalar_one_or_none()
-            if attempts is None:  # forgotten while in flight: nothing to record against
-                return "forgotten"
-            counted = outcome.outcome != "credentials"
-            attempts += 1 if counted else 0
+            row = connection.execute(self._select_attempts, {"row_id": entry_id}).one_or_none()
+            if row is None or row.claimed_by != owner:
+                return "lost"
+            kind = outcome.outcome
+            counted = kind in ("sent", "dead") or (kind == "retry" and outcome.counted)
+            attempts = row.attempts + (1 if counted else 0)
             error = outcome.error
             next_attempt_at = None
             sent_at = None
-            if outcome.outcome == "sent":
+            if kind == "sent":
                 status, error, sent_at = "sent", None, now
-            elif outcome.outcome == "dead" or attempts >= max_attempts:
+            elif kind == "dead" or (kind == "retry" and attempts >= max_attempts):
                 status = "dead"
-                if outcome.outcome != "dead":
+                if kind != "dead":
                     error = f"gave up after {attempts} attempts; last: {outcome.error}"
             else:
                 status = "pending"
                 next_attempt_at = outcome.next_attempt_at or now
+            keep = keep_claim and status == "pending"
             connection.execute(
                 RECORD_ATTEMPT,
                 {
@@ -249,6 +307,9 @@ class Ledger:
                     "error": error,
                     "next_at": next_attempt_at,
                     "sent": sent_at,
+                    "body": outcome.body,
+                    "lease_until": now + CLAIM_LEASE if keep else None,
+                    "lease_owner": owner if keep else None,
                 },
             )
             connection.execute(
@@ -256,7 +317,7 @@ class Ledger:
                 {
                     "build_id": entry_id,
                     "attempted_at": now,
-                    "outcome": outcome.outcome if status != "dead" else "dead",
+                    "outcome": "dead" if status == "dead" else kind,
                     "http_status": outcome.http_status,
                     "error": outcome.error,
                     "duration_ms": outcome.duration_ms,
@@ -328,6 +389,48 @@ class Ledger:
             )
             return result.rowcount or 0
 
+    def make_due(self, ids: Sequence[int] | None, now: datetime) -> int:
+        """Make ``pending`` rows (``ids``, or all of them) due now, skipping their backoff: the
+        first cycle of a process, and ``ledger retry --pending``."""
+        if ids is not None and not ids:
+            return 0
+        statement = update(BuildRow).where(
+            BuildRow.status == "pending", BuildRow.next_attempt_at > now
+        )
+        if ids is not None:
+            statement = statement.where(BuildRow.id.in_(list(ids)))
+        with self._write() as connection:
+            result = connection.execute(statement.values(next_attempt_at=now))
+            return result.rowcount or 0
+
+    def probe_write(self, now: datetime) -> None:
+        """Prove the ledger can be written, storing nothing: a row is written and rolled back
+        (``check``). Raises LedgerError when it cannot."""
+        try:
+            with self._engine.connect() as connection:
+                transaction = connection.begin()
+                try:
+                    connection.execute(
+                        self._dialect.insert(CycleRow).values(
+                            kind="check",
+                            started_at=now,
+                            finished_at=now,
+                            succeeded=False,
+                            collected=0,
+                            delivered=0,
+                            failed=0,
+                            jenkins_requests=0,
+                        )
+                    )
+                finally:
+                    transaction.rollback()
+        except SQLAlchemyError as exc:
+            raise LedgerError(
+                f"ledger.url: the ledger cannot be written ({_reason(exc)})",
+                hint="check that the database (or the SQLite file and its directory) is "
+                "writable by this user",
+            ) from None
+
     def forget(self, job: str, number: int, now: datetime) -> bool:
         """Delete a row and move the job's cursor back below it, so the next cycle collects the
         build again (the only place a cursor moves backwards, on the user's explicit request)."""
@@ -388,3 +491,8 @@ class Ledger:
                     jenkins_requests=jenkins_requests,
                 )
             )
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    text = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    return text if len(text) < 200 else text[:200] + "..."

@@ -172,6 +172,11 @@ def _parameter_type(class_name: str | None, value: object) -> str | None:
     return None
 
 
+def redacted(name: str, patterns: Sequence[str]) -> bool:
+    """Whether a parameter named ``name`` matches ``mapping.redact_parameters`` (case-insensitive)."""
+    return any(fnmatchcase(name.upper(), pattern.upper()) for pattern in patterns)
+
+
 def map_parameters(build: Build, redact: Sequence[str]) -> list[RunParameter]:
     mapped = []
     for parameter in build.parameters:
@@ -182,7 +187,7 @@ def map_parameters(build: Build, redact: Sequence[str]) -> list[RunParameter]:
             continue
         value = parameter.value
         text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-        if any(fnmatchcase(parameter.name.upper(), pattern.upper()) for pattern in redact):
+        if redacted(parameter.name, redact):
             text = REDACTED
         mapped.append(RunParameter(type=kind, name=parameter.name, value=text))
     return mapped

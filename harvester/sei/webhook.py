@@ -1,9 +1,10 @@
 """The SEI webhook on httpx: the only module that imports ``httpx`` (and stamina, for its retries).
 
-One POST per build, the stored payload as a flat JSON body, ``Authorization: <auth_scheme> <token>``.
-2xx is delivered. 408, 429, 5xx and network errors are retried (``Retry-After`` honoured, capped);
-401/403 mean the credentials are wrong for every build; any other 4xx means this payload will never be
-accepted.
+One POST per build, the payload as a flat JSON body, ``Authorization: <auth_scheme> <token>``.
+How each answer is treated is CONTRACT §4's table, decided in :meth:`WebhookClient.post_once`:
+2xx delivered; 429 throttled (every worker pauses, never an attempt); 408, 5xx and network errors
+retried; 401/403 wrong credentials and a redirect, 404 or 405 a wrong ``sei.url`` (both stop the
+cycle, rows stay pending); any other 4xx means this payload will never be accepted.
 """
 
 from __future__ import annotations
@@ -16,16 +17,26 @@ import httpx
 import stamina
 
 from harvester import __version__
-from harvester.attempt import Attempt
+from harvester.attempt import Attempt, Outcome
 from harvester.errors import (
     WebhookCredentialsRejected,
     WebhookRejected,
+    WebhookThrottled,
     WebhookTransientError,
+    WebhookUrlRejected,
 )
 
-RETRY_AFTER_CAP_SECONDS = 30.0
+# A receiver asking for more than an hour is misconfigured; an hour is as long as we honour.
+RETRY_AFTER_CAP_SECONDS = 3600.0
 BODY_EXCERPT_BYTES = 500
-RETRIED_STATUSES = frozenset({408, 429})
+WRONG_URL_STATUSES = frozenset({404, 405})
+CICD_PATH_SUFFIX = "/v1/custom-cicd"
+
+AttemptHook = Callable[[Attempt], None]
+Admit = Callable[[], bool]
+"""Called before each POST; False means "do not send" (stopped, or delivery paused)."""
+Throttled = Callable[[float | None], None]
+"""Called on a 429 with its Retry-After (seconds, or None): the caller pauses every worker."""
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -48,6 +59,13 @@ def _excerpt(response: httpx.Response) -> str:
     return response.content[:BODY_EXCERPT_BYTES].decode("utf-8", errors="replace")
 
 
+def api_base(url: str) -> str | None:
+    """The SEI API base of a webhook URL (``sei.url`` without ``/v1/custom-cicd``), or None when
+    it does not end so (a compatible receiver elsewhere)."""
+    trimmed = url.rstrip("/")
+    return trimmed.removesuffix(CICD_PATH_SUFFIX) if trimmed.endswith(CICD_PATH_SUFFIX) else None
+
+
 class WebhookClient:
     """A keep-alive httpx client shared by the delivery threads (httpx.Client is thread-safe)."""
 
@@ -65,7 +83,7 @@ class WebhookClient:
             timeout=timeout,
             follow_redirects=False,
             limits=httpx.Limits(
-                max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+                max_connections=max_concurrency + 1, max_keepalive_connections=max_concurrency
             ),
             headers={
                 "Authorization": f"{auth_scheme} {token}",
@@ -77,12 +95,9 @@ class WebhookClient:
     def close(self) -> None:
         self._client.close()
 
-    def post_once(self, body: str) -> Attempt:
-        """One POST; raises WebhookTransientError (retry), WebhookRejected (dead) or
-        WebhookCredentialsRejected (stop), each carrying what the history records."""
-        started = time.perf_counter()
+    def _post(self, body: bytes) -> httpx.Response:
         try:
-            response = self._client.post(self.url, content=body.encode("utf-8"))
+            return self._client.post(self.url, content=body)
         except httpx.TimeoutException as exc:
             raise WebhookTransientError(
                 f"the webhook did not answer in time ({exc.__class__.__name__})", url=self.url
@@ -91,23 +106,56 @@ class WebhookClient:
             raise WebhookTransientError(
                 f"cannot reach the webhook ({exc.__class__.__name__}: {exc})", url=self.url
             ) from None
+
+    def _refusal(self, response: httpx.Response) -> Exception | None:
+        """The error for an answer that concerns every build (credentials, URL), else None."""
         status = response.status_code
-        if 200 <= status < 300:
-            return Attempt("sent", status, None, _ms_since(started))
         if status in (401, 403):
-            raise WebhookCredentialsRejected(
+            return WebhookCredentialsRejected(
                 "the webhook rejected the credentials",
                 url=self.url,
                 status=status,
                 hint="check sei.token and sei.auth_scheme (Harness SEI uses ApiKey); "
                 "builds stay pending and are sent once it accepts them",
             )
-        if status in RETRIED_STATUSES or status >= 500:
+        if 300 <= status < 400 or status in WRONG_URL_STATUSES:
+            where = response.headers.get("Location")
+            return WebhookUrlRejected(
+                "the webhook URL is wrong"
+                + (f" (it redirects to {where.split('?', 1)[0]})" if where else ""),
+                url=self.url,
+                status=status,
+                hint="check sei.url (for Harness SEI it ends in /v1/custom-cicd); "
+                "builds stay pending and are sent once it is right",
+            )
+        return None
+
+    def post_once(self, body: str) -> Attempt:
+        """One POST; returns a ``sent`` Attempt or raises WebhookThrottled (429),
+        WebhookTransientError (retry), WebhookRejected (dead), WebhookCredentialsRejected or
+        WebhookUrlRejected (stop the cycle), each carrying what the history records."""
+        started = time.perf_counter()
+        response = self._post(body.encode("utf-8"))
+        status = response.status_code
+        if 200 <= status < 300:
+            return Attempt("sent", status, None, _ms_since(started))
+        refusal = self._refusal(response)
+        if refusal is not None:
+            raise refusal
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if status == 429:
+            raise WebhookThrottled(
+                "the webhook is throttling (HTTP 429)",
+                url=self.url,
+                status=status,
+                retry_after=retry_after,
+            )
+        if status == 408 or status >= 500:
             raise WebhookTransientError(
                 f"the webhook answered HTTP {status}",
                 url=self.url,
                 status=status,
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                retry_after=retry_after,
             )
         raise WebhookRejected(
             f"the webhook rejected the payload: HTTP {status}: {_excerpt(response)}",
@@ -120,13 +168,17 @@ class WebhookClient:
         body: str,
         *,
         attempts: int,
-        on_attempt: Callable[[Attempt], None],
+        on_attempt: AttemptHook,
+        admit: Admit,
+        throttled: Throttled,
         wait_initial: float = 0.2,
         wait_max: float = 5.0,
-    ) -> Attempt:
-        """Up to ``attempts`` POSTs with stamina's exponential backoff (or the receiver's
-        ``Retry-After``). Every attempt, failed or not, is reported to ``on_attempt``; the last
-        result is returned. WebhookCredentialsRejected propagates: it concerns every build."""
+    ) -> Attempt | None:
+        """Up to ``attempts`` POSTs (transient failures) with stamina's exponential backoff or
+        the receiver's ``Retry-After``; a 429 is not one of them: ``throttled`` pauses the
+        workers and the same attempt POSTs again once ``admit`` lets it. Every answer is reported
+        to ``on_attempt``; the last is returned, or None when ``admit`` refused before any POST.
+        WebhookCredentialsRejected and WebhookUrlRejected propagate: they concern every build."""
         last: Attempt | None = None
 
         def backoff(exc: Exception) -> bool | float:
@@ -144,43 +196,64 @@ class WebhookClient:
                 wait_jitter=wait_initial,
             ):
                 with attempt:
-                    started = time.perf_counter()
-                    try:
-                        last = self.post_once(body)
-                    except WebhookTransientError as exc:
-                        last = Attempt("retry", exc.status, str(exc), _ms_since(started))
-                        on_attempt(last)
-                        raise
-                    except WebhookRejected as exc:
-                        last = Attempt("dead", exc.status, str(exc), _ms_since(started))
+                    while True:
+                        if not admit():
+                            return last
+                        started = time.perf_counter()
+                        try:
+                            last = self.post_once(body)
+                        except WebhookThrottled as exc:
+                            last = Attempt("throttled", 429, str(exc), _ms_since(started))
+                            on_attempt(last)
+                            throttled(exc.retry_after)
+                            continue  # the same attempt, after the pause
+                        except WebhookTransientError as exc:
+                            last = Attempt("retry", exc.status, str(exc), _ms_since(started))
+                            on_attempt(last)
+                            raise
+                        except WebhookRejected as exc:
+                            last = Attempt("dead", exc.status, str(exc), _ms_since(started))
+                            on_attempt(last)
+                            return last
+                        except (WebhookCredentialsRejected, WebhookUrlRejected) as exc:
+                            outcome: Outcome = (
+                                "url" if isinstance(exc, WebhookUrlRejected) else "credentials"
+                            )
+                            on_attempt(Attempt(outcome, exc.status, str(exc), _ms_since(started)))
+                            raise
                         on_attempt(last)
                         return last
-                    except WebhookCredentialsRejected as exc:
-                        on_attempt(Attempt("credentials", exc.status, str(exc), _ms_since(started)))
-                        raise
-                    on_attempt(last)
-                    return last
         except WebhookTransientError:
-            assert last is not None
             return last
         raise AssertionError("unreachable: stamina ran no attempt")  # pragma: no cover
 
-    def reachable(self) -> str:
-        """For ``check``: can we open a connection to the webhook's host? Nothing is POSTed."""
-        url = httpx.URL(self.url)
-        origin = f"{url.scheme}://{url.netloc.decode('ascii')}/"
-        # Reachability only: the credentials stay out of it (they are for the webhook path).
-        request = self._client.build_request("HEAD", origin)
-        del request.headers["Authorization"]
+    # -- check (CONTRACT §7) ---------------------------------------------------------------------
+
+    def probe_empty(self) -> int:
+        """POST ``{}`` with the configured credentials: the receiver validates required fields
+        before storing anything, so a 400 proves the URL and the credentials. Returns the status;
+        raises for what concerns the configuration (credentials, URL, unreachable)."""
+        response = self._post(b"{}")
+        refusal = self._refusal(response)
+        if refusal is not None:
+            raise refusal
+        return response.status_code
+
+    def instance_status(self, instance_guid: str) -> int | None:
+        """``GET <base>/v1/cicd/instances/<guid>``: 200 when SEI knows the instance, 404 when it
+        does not (it would answer 202 for its builds and drop them). None when ``sei.url`` is not
+        an SEI URL (no ``/v1/custom-cicd`` to strip)."""
+        base = api_base(self.url)
+        if base is None:
+            return None
+        url = f"{base}/v1/cicd/instances/{instance_guid}"
         try:
-            response = self._client.send(request)
+            response = self._client.get(url)
         except httpx.TransportError as exc:
             raise WebhookTransientError(
-                f"cannot reach the webhook host ({exc.__class__.__name__}: {exc})",
-                url=origin,
-                hint="check sei.url and that this host can reach it",
+                f"cannot reach SEI ({exc.__class__.__name__}: {exc})", url=url
             ) from None
-        return f"HTTP {response.status_code} from {origin}"
+        return response.status_code
 
 
 def _ms_since(started: float) -> int:

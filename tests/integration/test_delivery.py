@@ -59,20 +59,27 @@ def harvester_for(sim, receiver, tmp_path, **sections) -> tuple[Harvester, Clock
 
 
 def test_flaky_receiver_then_recovery_delivers_each_build_once(sim, receiver, tmp_path) -> None:
+    # Every kind of transient answer, each followed by a success (no outage): each build that
+    # fails is retried in the cycle and delivered once.
     receiver.then(
         Reply(503, "down"),
+        Reply(202),
         Reply(429, "slow down", headers={"Retry-After": "1"}),
+        Reply(202),
         Reply(503, "slow", delay_seconds=1.0),  # longer than sei.timeout_seconds: a timeout
+        Reply(202),
         Reply(reset=True),
+        Reply(202),
         Reply(502, "bad gateway"),
+        Reply(202),
         Reply(408, "request timeout"),
+        Reply(202),
         Reply(503, "still down"),
     )
     harvester, clock = harvester_for(sim, receiver, tmp_path, sei={"max_concurrency": 1})
     first = harvester.run_cycle()
     assert first.collect.builds_collected == 8
-    # whatever did not get through within its in-cycle retries waits for a later cycle
-    for _ in range(5):
+    for _ in range(5):  # whatever did not get through in its in-cycle retries waits for a later one
         if harvester.ledger.pending_count() == 0:
             break
         clock.now += timedelta(minutes=20)
@@ -81,8 +88,13 @@ def test_flaky_receiver_then_recovery_delivers_each_build_once(sim, receiver, tm
     keys = receiver.accepted_keys()
     assert sorted(keys) == sorted({*keys})  # no build accepted twice
     assert len(keys) == 8
-    attempts = sum(e.attempts for e in harvester.ledger.entries())
-    assert attempts == 8 + 7  # every failed POST is on record
+    entries = harvester.ledger.entries()
+    history = [h for e in entries for h in harvester.ledger.history(e.id)]
+    assert len(history) == 8 + 7  # every POST is on record, the 429 too
+    assert Counter(h.outcome for h in history) == {"sent": 8, "retry": 6, "throttled": 1}
+    # The 429 never counts; the first 503 came before the receiver had accepted anything (it
+    # might have been an outage's start), so it does not count either.
+    assert sum(e.attempts for e in entries) == 8 + 5
     headers = receiver.received[0].headers
     assert headers["authorization"] == "Bearer sei-secret-token"
     assert headers["content-type"] == "application/json"
@@ -102,14 +114,19 @@ def test_rejected_payload_is_dead_with_the_message(sim, receiver, tmp_path) -> N
     harvester.ledger.close()
 
 
-def test_max_attempts_then_dead(sim, receiver, tmp_path) -> None:
-    receiver.default = Reply(500, "broken")
-    harvester, _ = harvester_for(
+def test_max_attempts_then_dead_while_others_are_accepted(sim, receiver, tmp_path) -> None:
+    receiver.per_build[("team/pipe", 2)] = Reply(500, "this one breaks the receiver")
+    harvester, clock = harvester_for(
         sim, receiver, tmp_path, sei={"max_attempts": 2, "max_concurrency": 4}
     )
-    harvester.run_cycle()
-    assert harvester.ledger.stats().counts["dead"] == 8
-    assert all(e.attempts == 2 for e in harvester.ledger.entries())
+    for _ in range(4):
+        harvester.run_cycle()
+        clock.now += timedelta(hours=1)
+    counts = harvester.ledger.stats().counts
+    assert counts == {"pending": 0, "sent": 7, "dead": 1}
+    (dead,) = harvester.ledger.entries(status="dead")
+    assert (dead.job, dead.number, dead.attempts) == ("team/pipe", 2, 2)
+    assert "gave up after 2 attempts" in (dead.last_error or "")
     harvester.ledger.close()
 
 
@@ -152,7 +169,8 @@ def test_run_once_exit_codes(sim, receiver, tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "seconds"), [("2", 2.0), ("0", 0.0), ("9999", 30.0), ("soon", None), (None, None)]
+    ("value", "seconds"),
+    [("2", 2.0), ("0", 0.0), ("9999", 3600.0), ("99999", 3600.0), ("soon", None), (None, None)],
 )
 def test_retry_after_parsing(value, seconds) -> None:
     assert parse_retry_after(value) == seconds

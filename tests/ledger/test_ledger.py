@@ -44,7 +44,7 @@ def test_pending_then_sent_with_history(ledger: Ledger) -> None:
     assert [e.number for e in due] == [1, 2]
     assert ledger.claim_due(NOW, 10, "test") == []  # leased: not handed out twice
     status = ledger.record_attempt(
-        due[0].id, Attempt("sent", 200, None, 12), now=NOW, max_attempts=3
+        due[0].id, Attempt("sent", 200, None, 12), now=NOW, max_attempts=3, owner="test"
     )
     assert status == "sent"
     entry = ledger.entry("a", 1)
@@ -58,10 +58,12 @@ def test_retries_then_dead_after_max_attempts(ledger: Ledger) -> None:
     entry_id = ledger.claim_due(NOW, 1, "test")[0].id
     later = NOW + timedelta(minutes=1)
     retry = Attempt("retry", 503, "HTTP 503", 5, next_attempt_at=later)
-    assert ledger.record_attempt(entry_id, retry, now=NOW, max_attempts=2) == "pending"
+    assert (
+        ledger.record_attempt(entry_id, retry, now=NOW, max_attempts=2, owner="test") == "pending"
+    )
     assert ledger.claim_due(NOW, 1, "test") == []  # not due before its next attempt time
     assert [e.id for e in ledger.claim_due(later, 1, "test")] == [entry_id]
-    assert ledger.record_attempt(entry_id, retry, now=later, max_attempts=2) == "dead"
+    assert ledger.record_attempt(entry_id, retry, now=later, max_attempts=2, owner="test") == "dead"
     entry = ledger.entry("a", 1)
     assert entry is not None
     assert entry.status == "dead"
@@ -77,12 +79,16 @@ def test_rejected_is_dead_at_once_and_credentials_do_not_count(ledger: Ledger) -
     ledger.add_pending([build("a", 1), build("a", 2)], now=NOW)
     first, second = ledger.claim_due(NOW, 2, "test")
     creds = Attempt("credentials", 401, "HTTP 401", 3)
-    assert ledger.record_attempt(first.id, creds, now=NOW, max_attempts=1) == "pending"
+    assert (
+        ledger.record_attempt(first.id, creds, now=NOW, max_attempts=1, owner="test") == "pending"
+    )
     entry = ledger.entry("a", 1)
     assert entry is not None
     assert entry.attempts == 0
     rejected = Attempt("dead", 400, "HTTP 400: bad field", 3)
-    assert ledger.record_attempt(second.id, rejected, now=NOW, max_attempts=10) == "dead"
+    assert (
+        ledger.record_attempt(second.id, rejected, now=NOW, max_attempts=10, owner="test") == "dead"
+    )
 
 
 def test_cursor_never_moves_backwards_except_forget(ledger: Ledger) -> None:
@@ -122,7 +128,7 @@ def test_concurrent_writers_do_not_fail_with_database_is_locked(ledger: Ledger) 
         try:
             for entry_id in chunk:
                 ledger.record_attempt(
-                    entry_id, Attempt("sent", 200, None, 1), now=NOW, max_attempts=3
+                    entry_id, Attempt("sent", 200, None, 1), now=NOW, max_attempts=3, owner="test"
                 )
                 ledger.add_pending([build("k", entry_id)], now=NOW, cursor=("k", entry_id))
         except BaseException as exc:

@@ -31,14 +31,17 @@ def filled(tmp_path: Path) -> tuple[Path, Ledger]:
     ]
     ledger.add_pending(rows, now=NOW)
     first, second, third = sorted(ledger.claim_due(NOW, 3, "test"), key=lambda e: e.number)
-    ledger.record_attempt(first.id, Attempt("sent", 202, None, 9), now=NOW, max_attempts=5)
+    ledger.record_attempt(
+        first.id, Attempt("sent", 202, None, 9), now=NOW, max_attempts=5, owner="test"
+    )
     ledger.record_attempt(
         second.id,
         Attempt("dead", 400, "HTTP 400: missing field", 4),
         now=NOW,
         max_attempts=5,
+        owner="test",
     )
-    ledger.release([third.id])
+    ledger.release([third.id], "test")
     return config, ledger
 
 
@@ -135,7 +138,11 @@ def test_retry_one_and_all_dead(filled, capsys) -> None:
     assert entry is not None
     assert entry.status == "pending"
     dead_id = entry.id
-    ledger.record_attempt(dead_id, Attempt("dead", 400, "x", 1), now=NOW, max_attempts=5)
+    later = datetime.now(tz=UTC) + timedelta(hours=1)
+    assert dead_id in [e.id for e in ledger.claim_due(later, 10, "test")]
+    ledger.record_attempt(
+        dead_id, Attempt("dead", 400, "x", 1), now=NOW, max_attempts=5, owner="test"
+    )
     code, out, _ = run(
         capsys, "--config", str(config), "ledger", "retry", "--dead", "--job", "other/*"
     )
@@ -151,7 +158,7 @@ def test_retry_usage_errors(filled, capsys) -> None:
     config, _ = filled
     code, _, err = run(capsys, "--config", str(config), "ledger", "retry")
     assert code == 2
-    assert "JOB BUILD or --dead" in err
+    assert "JOB BUILD, --dead or --pending" in err
     code, _, err = run(capsys, "--config", str(config), "ledger", "retry", "team/app")
     assert code == 2
     assert "BUILD" in err
