@@ -4,6 +4,7 @@ a **separate process**, so the figures for the harvester (CPU, peak RSS) are its
     python bench/run.py catch-up   # issue 5: catch-up + idle cycle, then the naive baseline
     python bench/run.py deliver    # issue 4: deliveries/s of pending rows, nothing else running
     python bench/run.py daemon     # issue 4: latency of builds finishing while `harvester run` runs
+    python bench/run.py throttled  # issue 10: catch-up against a receiver limited to 100 POSTs / 3 s
 
 ``catch-up`` defaults to the issue's instance: 500 jobs in folders and multibranch projects x 20
 builds, 5 stages x 4 steps, 20 ms per Jenkins request, jenkins.max_concurrency 8.
@@ -106,11 +107,11 @@ def build_instance(sim: Simulator, shape: Shape) -> list[str]:
     return names
 
 
-def serve(conn: Connection, shape: Shape) -> None:
+def serve(conn: Connection, shape: Shape, limit: tuple[int, float] | None) -> None:
     """The child process: serve the instance and answer the parent's commands until "stop"."""
     from harvester.demo import Receiver  # noqa: PLC0415
 
-    with Simulator(latency_ms=shape.latency_ms) as sim, Receiver() as receiver:
+    with Simulator(latency_ms=shape.latency_ms) as sim, Receiver(limit=limit) as receiver:
         sim.record_paths = False
         names = build_instance(sim, shape)
         conn.send(
@@ -133,6 +134,8 @@ def serve(conn: Connection, shape: Shape) -> None:
             elif command == "reset":
                 sim.reset_counts()
                 conn.send(None)
+            elif command == "throttled":  # 429s answered so far
+                conn.send(receiver.throttled())
             elif command == "accepted":  # [(job, number, wall-clock time received)]
                 with receiver.lock:
                     conn.send(
@@ -196,10 +199,11 @@ class Instance:
 
 
 @contextmanager
-def instance(shape: Shape) -> Iterator[Instance]:
+def instance(shape: Shape, limit: tuple[int, float] | None = None) -> Iterator[Instance]:
+    """The instance in a child process; ``limit``: the receiver's (POSTs, seconds) window."""
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
-    process = context.Process(target=serve, args=(child, shape), daemon=True)
+    process = context.Process(target=serve, args=(child, shape, limit), daemon=True)
     process.start()
     try:
         yield Instance(parent, parent.recv())
@@ -237,7 +241,10 @@ def bench_catch_up(args: argparse.Namespace) -> None:
             inst.config(
                 tmp,
                 jenkins={"max_concurrency": args.concurrency},
-                sei={"max_concurrency": args.sei_concurrency},
+                sei={
+                    "max_concurrency": args.sei_concurrency,
+                    "max_requests_per_minute": args.rpm,
+                },
             )
         )
         harvester = build_harvester(settings, threading.Event())
@@ -326,7 +333,10 @@ def bench_deliver(args: argparse.Namespace) -> None:
     shape = Shape(args.jobs, args.builds, args.stages, args.steps, 0)
     with instance(shape) as inst, tempfile.TemporaryDirectory() as tmp:
         settings = settings_from_mapping(
-            inst.config(tmp, sei={"max_concurrency": args.sei_concurrency})
+            inst.config(
+                tmp,
+                sei={"max_concurrency": args.sei_concurrency, "max_requests_per_minute": args.rpm},
+            )
         )
         harvester = build_harvester(settings, threading.Event())
         collected = harvester.collector().collect(datetime.now(tz=UTC) - timedelta(days=365))
@@ -340,10 +350,65 @@ def bench_deliver(args: argparse.Namespace) -> None:
         f"deliver: {collected.builds_collected} pending rows, sei.max_concurrency "
         f"{args.sei_concurrency}, SQLite ledger, receiver on loopback in another process"
     )
-    print(f"  delivered {report.delivered} (receiver accepted {received}) in {wall:.2f} s")
+    print(
+        f"  sei.max_requests_per_minute {args.rpm:g} (0: pacing off); delivered "
+        f"{report.delivered} (receiver accepted {received}) in {wall:.2f} s"
+    )
     print(
         f"  {report.delivered / wall:.0f} deliveries/s; CPU {cpu * 1000 / report.delivered:.2f} ms each"
     )
+
+
+# -- against a rate-limited receiver (issue 10) ---------------------------------------------------
+
+
+def bench_throttled(args: argparse.Namespace) -> None:
+    """Catch-up against a receiver that allows ``--limit`` POSTs per ``--window`` seconds and
+    answers 429 without Retry-After beyond (as Harness SEI does), paced and unpaced."""
+    from harvester.app import build_harvester, close_harvester  # noqa: PLC0415
+    from harvester.catchup import LogProgress, catch_up  # noqa: PLC0415
+    from harvester.config import settings_from_mapping  # noqa: PLC0415
+
+    shape = Shape(args.jobs, args.builds, args.stages, args.steps, 0)
+    builds = args.jobs * args.builds
+    bound = builds / (args.limit / args.window)
+    print(f"machine: {machine()}")
+    print(
+        f"throttled: catch-up of {builds} builds; the receiver allows {args.limit} POSTs per "
+        f"{args.window:g} s, then 429 without Retry-After; bound {bound:.1f} s"
+    )
+    for rpm in (args.rpm, 0):
+        with (
+            instance(shape, (args.limit, args.window)) as inst,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
+            settings = settings_from_mapping(
+                inst.config(
+                    tmp,
+                    sei={"max_concurrency": args.sei_concurrency, "max_requests_per_minute": rpm},
+                )
+            )
+            harvester = build_harvester(settings, threading.Event())
+            now = datetime.now(tz=UTC)
+            wall0 = time.perf_counter()
+            result = catch_up(
+                harvester.collector(),
+                harvester.deliverer(),
+                since=now - timedelta(days=365),
+                until=now,
+                job_globs=[],
+                progress=LogProgress(3600),
+            )
+            wall = time.perf_counter() - wall0
+            throttled = inst.ask("throttled")
+            dead = harvester.ledger.stats().counts["dead"]
+            close_harvester(harvester)
+        delivered = result.delivery.delivered
+        print(
+            f"  sei.max_requests_per_minute {rpm:>5g}: delivered {delivered}/{builds}, dead {dead}, "
+            f"exit {result.exit_code}; wall {wall:.1f} s = {wall / bound:.2f} x the bound; "
+            f"429 answers {throttled} = {100 * throttled / max(delivered, 1):.1f} per 100 deliveries"
+        )
 
 
 # -- latency under the daemon (issue 4) --------------------------------------------------------
@@ -432,8 +497,15 @@ def main() -> None:
     catch.add_argument("--concurrency", type=int, default=8, help="jenkins.max_concurrency")
     catch.add_argument("--sei-concurrency", type=int, default=4, help="sei.max_concurrency")
     catch.add_argument("--no-baseline", action="store_true")
+    catch.add_argument("--rpm", type=float, default=0, help="sei.max_requests_per_minute (0: off)")
     deliver = mode("deliver", "deliveries/s of pending rows", jobs=100, builds=20)
     deliver.add_argument("--sei-concurrency", type=int, default=4)
+    deliver.add_argument("--rpm", type=float, default=0, help="sei.max_requests_per_minute")
+    throttled = mode("throttled", "catch-up against a rate-limited receiver", jobs=30, builds=20)
+    throttled.add_argument("--limit", type=int, default=100, help="POSTs per window")
+    throttled.add_argument("--window", type=float, default=3.0, help="seconds")
+    throttled.add_argument("--rpm", type=float, default=1900, help="sei.max_requests_per_minute")
+    throttled.add_argument("--sei-concurrency", type=int, default=4)
     # daemon: two builds of history per job, then the builds it finishes itself
     daemon = mode(
         "daemon", "finish -> delivered latency under `harvester run`", jobs=200, builds=None
@@ -442,7 +514,13 @@ def main() -> None:
     daemon.add_argument("--interval", type=float, default=10)
     daemon.add_argument("--samples", type=int, default=10)
     args = parser.parse_args()
-    {"catch-up": bench_catch_up, "deliver": bench_deliver, "daemon": bench_daemon}[args.mode](args)
+    modes = {
+        "catch-up": bench_catch_up,
+        "deliver": bench_deliver,
+        "daemon": bench_daemon,
+        "throttled": bench_throttled,
+    }
+    modes[args.mode](args)
 
 
 if __name__ == "__main__":

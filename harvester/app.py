@@ -17,7 +17,7 @@ from harvester.delivery.gate import DeliveryGate
 from harvester.delivery.owner import claim_owner, claim_owner_alive
 from harvester.jenkins.client import JenkinsClient
 from harvester.ledger import Ledger
-from harvester.sei.envelope import envelope
+from harvester.sei.envelope import Envelope
 from harvester.sei.mapping import MappingRules
 from harvester.sei.webhook import WebhookClient
 
@@ -123,7 +123,7 @@ def make_deliverer(
         concurrency=settings.sei.max_concurrency,
         clock=clock,
         gate=gate,
-        envelope=lambda stored: envelope(stored, rules),
+        envelope=Envelope(rules),
         stop=stop,
         observer=metrics.observe_delivery,
         owner=claim_owner(),

@@ -33,6 +33,8 @@ class CycleResult:
     delivery: DeliveryReport
     jenkins_error: JenkinsUnreachable | None
     pending_left: int
+    webhook_failing: bool = False
+    """Every POST since the receiver's last 2xx failed (the gate's view, across cycles)."""
 
     @property
     def succeeded(self) -> bool:
@@ -47,7 +49,7 @@ class CycleResult:
             return f"Jenkins unreachable: {self.jenkins_error}"
         if self.delivery.stopping_error is not None:
             return f"webhook: {self.delivery.stopping_error}"
-        if self.delivery.webhook_failing:
+        if self.webhook_failing or self.delivery.webhook_failing:
             return (
                 "webhook: every delivery failed since the last success (is the receiver down?); "
                 "rows stay pending and are retried with backoff"
@@ -127,7 +129,15 @@ class Harvester:
         self.metrics.builds_collected.inc(collect.builds_collected)
         delivery = self.deliverer().deliver_due()
         pending = self.ledger.pending_count()
-        result = CycleResult(started, self.clock(), collect, delivery, jenkins_error, pending)
+        result = CycleResult(
+            started,
+            self.clock(),
+            collect,
+            delivery,
+            jenkins_error,
+            pending,
+            webhook_failing=self.gate.snapshot().failing_since_success,
+        )
         self.ledger.record_cycle(
             kind="cycle",
             started_at=started,
@@ -140,6 +150,7 @@ class Harvester:
         )
         self.metrics.cycle_duration.observe(time.perf_counter() - t0)
         self.metrics.pending_rows.set(pending)
+        self.metrics.observe_rows(self.ledger.stats().counts)
         if result.succeeded:
             self.metrics.last_success.set(result.finished_at.timestamp())
         log.info("%s", result.summary())

@@ -3,7 +3,18 @@ created by the CLI (no module-level collectors)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+
+from harvester import __version__
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -11,6 +22,23 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)  # CPU, memory, open files of this process
+        PlatformCollector(registry=self.registry)
+        Info("harvester_build", "The harvester's version", registry=self.registry).info(
+            {"version": __version__}
+        )
+        self.rows = Gauge(
+            "harvester_ledger_rows",
+            "Ledger rows by status, as of the end of the last cycle",
+            ["status"],
+            registry=self.registry,
+        )
+        self.delivery_pauses = Counter(
+            "harvester_delivery_pauses",
+            "Times every delivery worker paused: throttled (429) or outage (probes)",
+            ["reason"],
+            registry=self.registry,
+        )
         self.builds_collected = Counter(
             "harvester_builds_collected",
             "Finished builds written to the ledger as pending",
@@ -18,7 +46,7 @@ class Metrics:
         )
         self.deliveries = Counter(
             "harvester_deliveries",
-            "Delivery attempts by outcome (sent, retry, dead, credentials)",
+            "Delivery attempts by outcome (sent, retry, throttled, dead, credentials, url)",
             ["outcome"],
             registry=self.registry,
         )
@@ -48,7 +76,16 @@ class Metrics:
         self.jenkins_requests.labels(kind=kind, status_class=status_class).inc()
 
     def observe_delivery(self, outcome: str) -> None:
-        self.deliveries.labels(outcome=outcome).inc()
+        """An attempt's outcome, or ``pause:<reason>`` when delivery paused."""
+        kind, _, reason = outcome.partition(":")
+        if kind == "pause":
+            self.delivery_pauses.labels(reason=reason).inc()
+        else:
+            self.deliveries.labels(outcome=outcome).inc()
+
+    def observe_rows(self, counts: dict[str, int]) -> None:
+        for status, count in counts.items():
+            self.rows.labels(status=status).set(count)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -15,9 +15,30 @@ from typing import Any
 from harvester.sei.mapping import REDACTED, MappingRules, redacted
 
 
-def envelope(stored: str, rules: MappingRules) -> str:
+class Envelope:
     """The body to POST for a stored payload: ``stored`` itself (byte for byte) when the config
     changes nothing, else the payload with the current instance fields and redaction."""
+
+    def __init__(self, rules: MappingRules) -> None:
+        self.rules = rules
+        # The instance fields as the payload's JSON spells them (``"key":"value"``).
+        self._pairs = tuple(
+            f"{json.dumps(key)}:{json.dumps(value, ensure_ascii=False)}"
+            for key, value in (
+                ("instance_name", rules.instance_name),
+                ("instance_guid", rules.instance_guid),
+                ("instance_url", rules.instance_url),
+            )
+        )
+
+    def __call__(self, stored: str) -> str:
+        if '"job_run_params"' not in stored and all(pair in stored for pair in self._pairs):
+            return stored  # the common case, decided without parsing: nothing to change
+        return envelope(stored, self.rules)
+
+
+def envelope(stored: str, rules: MappingRules) -> str:
+    """:class:`Envelope` without the shortcut."""
     data: dict[str, Any] = json.loads(stored)
     changed = False
     for key, value in (

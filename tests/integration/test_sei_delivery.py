@@ -115,6 +115,9 @@ def test_retry_after_is_honoured_and_never_counts(sim, receiver, tmp_path) -> No
     assert result.delivery.delivered == 3
     assert result.delivery.throttled == 1
     assert harvester.ledger.stats().counts["dead"] == 0
+    text = harvester.metrics.exposition().decode()
+    assert 'harvester_delivery_pauses_total{reason="throttled"} 1.0' in text
+    assert 'harvester_deliveries_total{outcome="throttled"} 1.0' in text
     harvester.ledger.close()
 
 
@@ -139,6 +142,10 @@ def test_an_outage_longer_than_max_attempts_cycles_makes_nothing_dead(sim, recei
     assert cycles > 4
     assert harvester.ledger.stats().counts == {"pending": 8, "sent": 0, "dead": 0}
     assert all(e.attempts == 0 for e in harvester.ledger.entries())  # the outage spent none
+    assert (
+        'harvester_delivery_pauses_total{reason="outage"}'
+        in harvester.metrics.exposition().decode()
+    )
     healthy, detail = health()
     assert not healthy
     assert "webhook" in str(detail["reason"])

@@ -36,3 +36,20 @@ def test_catch_up_mode_with_the_naive_baseline() -> None:
 def test_deliver_mode() -> None:
     out = run_bench("deliver", "--jobs", "4", "--builds", "5")
     assert "delivered 20 (receiver accepted 20)" in out
+
+
+def test_throttled_mode() -> None:
+    out = run_bench(
+        "throttled",
+        "--jobs",
+        "3",
+        "--builds",
+        "5",
+        "--limit",
+        "10",
+        "--window",
+        "1",
+        "--rpm",
+        "480",
+    )
+    assert "delivered 15/15, dead 0, exit 0" in out

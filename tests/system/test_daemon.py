@@ -95,6 +95,9 @@ def test_daemon_delivers_builds_that_finish_while_it_runs_and_stops_on_sigterm(
         assert 'harvester_jenkins_requests_total{kind="discovery",status_class="2xx"}' in text
         assert "harvester_cycle_duration_seconds_bucket" in text
         assert "harvester_pending_rows 0.0" in text
+        assert 'harvester_ledger_rows{status="sent"} 2.0' in text
+        assert 'harvester_build_info{version="' in text
+        assert "process_resident_memory_bytes" in text
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
