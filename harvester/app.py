@@ -38,6 +38,7 @@ def mapping_rules(settings: Settings) -> MappingRules:
         result_map={**DEFAULT_RESULT_MAP, **settings.mapping.result},
         cd_jobs=tuple(settings.mapping.cd_jobs),
         redact_parameters=tuple(settings.mapping.redact_parameters),
+        library_remotes=tuple(settings.mapping.library_remotes),
     )
 
 

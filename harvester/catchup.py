@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from harvester.collect.collector import Collector, CollectReport
-from harvester.collect.cursor import Window
+from harvester.collect.collector import REUSED, Collector, CollectReport, Settled
+from harvester.collect.cursor import JobScan, Window
 from harvester.delivery.deliverer import Deliverer, DeliveryReport
 from harvester.errors import ExitCode
 from harvester.jenkins.discovery import DiscoveredJob
-from harvester.ledger import NewBuild
 from harvester.util.timeparse import to_epoch_ms
 
 log = logging.getLogger(__name__)
@@ -101,36 +100,51 @@ def scan_job(
     until_ms: int,
     report: CollectReport,
     sink: PayloadSink | None,
+    *,
+    leave_cursor: bool = False,
 ) -> None:
-    """Collect ``job``'s finished builds started in [since, until) that the ledger lacks."""
+    """Collect ``job``'s finished builds started in [since, until) that the ledger lacks; hold
+    those still running (the daemon re-checks them). With ``leave_cursor`` (the window reaches the
+    present), a job scanned to the end gets a cursor, so the next cycle does not list it again."""
     ledger = collector.ledger
-    collected = 0
-    for page in collector.pages(job, Window(above=0, since_ms=since_ms)):
-        numbers = [b["number"] for b in page if isinstance(b.get("number"), int)]
-        known = (
-            ledger.numbers_between(job.full_name, min(numbers), max(numbers))
-            if ledger is not None and numbers
-            else set()
-        )
-        batch: list[NewBuild] = []
+    window = Window(above=0, since_ms=since_ms)
+    scan = JobScan(window, known=ledger.known(job.full_name, 0) if ledger is not None else {})
+    collected = skipped = 0
+    for page in collector.pages(job, window):
+        settled = Settled()
         for raw in page:
-            number = raw.get("number")
-            timestamp = raw.get("timestamp")
-            if not isinstance(number, int) or number in known or not isinstance(timestamp, int):
+            number, timestamp = raw.get("number"), raw.get("timestamp")
+            seen = scan.see(number, timestamp)
+            if seen in ("outside", "known"):
                 continue
-            if not since_ms <= timestamp < until_ms:
+            assert isinstance(number, int)
+            if isinstance(timestamp, int) and timestamp >= until_ms:
+                scan.leave(number)  # after the window: the daemon's, not ours
+                continue
+            if isinstance(timestamp, int) and timestamp < since_ms:
                 continue
             build = collector.parse_build(job, raw)
-            if not build.finished:
-                continue  # the daemon collects it when it finishes
-            payload = collector.payload(job, build)
+            if build is None or seen == "reused":
+                reason = REUSED if build is not None else "build JSON does not validate"
+                settled.rows.append(collector.skipped(job, number, timestamp, reason))
+                continue
             if sink is not None:
-                sink(payload.model_dump(mode="json", exclude_none=True))
-            else:
-                batch.append(collector.new_build(job, build, payload))
-        if batch and ledger is not None:
-            collected += ledger.add_pending(batch, now=collector.clock())
-    report.add(collected=collected, scanned=1)
+                if build.finished:
+                    sink(collector.payload(job, build).model_dump(mode="json", exclude_none=True))
+                continue
+            collector.settle(job, build, settled)
+        if ledger is not None and sink is None:
+            collected += collector.write(job, settled)
+            skipped += sum(1 for row in settled.rows if row.skipped is not None)
+            for number in settled.hold:
+                scan.hold(number)
+    if leave_cursor and ledger is not None and sink is None:
+        cursor = scan.new_cursor(
+            job.last_build, job.last_completed_build, stopped=collector.stop.is_set()
+        )
+        if cursor is not None:  # never backwards (Ledger.add_pending keeps the greater)
+            ledger.add_pending([], now=collector.clock(), cursor=(job.full_name, cursor))
+    report.add(collected=collected, held=len(scan.held), scanned=1, skipped=skipped)
 
 
 def catch_up(
@@ -142,6 +156,7 @@ def catch_up(
     job_globs: list[str],
     progress: Progress,
     sink: PayloadSink | None = None,
+    leave_cursors: bool = False,
 ) -> CatchUpResult:
     """Scan every selected job's window while delivering what is collected. With ``sink`` (dry
     run), payloads go to the sink and nothing is written or sent."""
@@ -165,7 +180,7 @@ def catch_up(
     since_ms, until_ms = to_epoch_ms(since), to_epoch_ms(until)
 
     def one(job: DiscoveredJob) -> None:
-        scan_job(collector, job, since_ms, until_ms, report, sink)
+        scan_job(collector, job, since_ms, until_ms, report, sink, leave_cursor=leave_cursors)
         progress.update(report, delivery)
 
     try:

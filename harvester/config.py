@@ -38,6 +38,13 @@ DEFAULT_RESULT_MAP = {
     "NOT_BUILT": "failure",
 }
 DEFAULT_REDACT = ["*PASSWORD*", "*PASSWD*", "*SECRET*", "*TOKEN*", "*API_KEY*", "*CREDENTIAL*"]
+DEFAULT_LIBRARY_REMOTES = [
+    "*jenkins-library*",
+    "*pipeline-lib*",
+    "*shared-lib*",
+    "*-lib",
+    "*-lib.git",
+]
 
 
 class _Section(BaseModel):
@@ -141,6 +148,8 @@ class MappingConfig(_Section):
     result: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_RESULT_MAP))
     cd_jobs: list[str] = Field(default_factory=list)
     redact_parameters: list[str] = Field(default_factory=lambda: list(DEFAULT_REDACT))
+    # Remotes of Pipeline shared libraries: their checkouts are never the build's repository.
+    library_remotes: list[str] = Field(default_factory=lambda: list(DEFAULT_LIBRARY_REMOTES))
 
 
 class HarvestConfig(_Section):

@@ -146,6 +146,6 @@ class LedgerError(HarvesterError):
 
 
 class NotFoundInLedger(HarvesterError):
-    """A `ledger` command named a build the ledger does not hold."""
+    """A `ledger` command named a build the ledger does not hold: bad usage (exit 2)."""
 
-    exit_code = ExitCode.WORK_LEFT
+    exit_code = ExitCode.USAGE

@@ -24,6 +24,7 @@ from harvester.catchup import LogProgress, Progress, catch_up
 from harvester.cli import output
 from harvester.cli.common import safe_url, settings
 from harvester.cli.output import complain, say
+from harvester.collect.preview import preview
 from harvester.config import Settings, config_path, settings_from_mapping
 from harvester.daemon.scheduler import run_forever
 from harvester.daemon.status import Health, StatusServer
@@ -110,6 +111,8 @@ def cmd_catch_up(args: argparse.Namespace) -> int:
             since=since,
             until=until,
             job_globs=args.job,
+            # A window that reaches the present settles each job up to now: leave it a cursor.
+            leave_cursors=args.until is None,
             progress=progress,
             sink=sink,
         )
@@ -134,7 +137,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     # Only Jenkins: preview neither reads nor writes the ledger (nor creates it).
     jenkins = jenkins_client(config)
     try:
-        payload = make_collector(config, jenkins, None).preview(args.job, args.build)
+        payload = preview(make_collector(config, jenkins, None), args.job, args.build)
     finally:
         jenkins.close()
     output.print_json(json.loads(payload.to_json()))

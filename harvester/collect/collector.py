@@ -1,10 +1,12 @@
 """The collecting half of a cycle: Jenkins → payloads → ``pending`` rows in the ledger.
 
 The collector does the asking; what to ask for and where each job's cursor goes afterwards is
-decided by the pure :mod:`harvester.collect.cursor`.
+decided by the pure :mod:`harvester.collect.cursor`; what one build needs beyond its builds-page
+entry is fetched by :mod:`harvester.collect.details`.
 
-Requests per cycle: 1 discovery + 1 per job with newly finished builds (more only past 100 builds) +
-1 wfapi per Pipeline build collected + 1 per distinct upstream build walked for ``user_id``.
+Requests per cycle (CONTRACT §5): 1 discovery + 1 per job with new builds (more past 100) + 1 wfapi
+per Pipeline build collected + 1 per held build re-checked + 1 per distinct upstream build walked
++ 1 per artifact manifest.
 """
 
 from __future__ import annotations
@@ -19,24 +21,34 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from harvester.collect.cursor import JobScan, Window, first_page_size, is_last_page, window_for
-from harvester.collect.upstream import UpstreamCache
+from harvester.collect.cursor import (
+    FROM_THE_START,
+    JobScan,
+    Window,
+    first_page_size,
+    is_last_page,
+    recreated,
+    window_for,
+)
+from harvester.collect.details import BuildDetails, CollectEvent
 from harvester.errors import (
     HarvesterError,
-    JenkinsMalformedResponse,
+    JenkinsNotFound,
     JenkinsUnreachable,
-    UsageError,
 )
 from harvester.jenkins.client import JenkinsClient
 from harvester.jenkins.discovery import DiscoveredJob
-from harvester.jenkins.models import BUILDS_PAGE, Build, PipelineRun
+from harvester.jenkins.models import BUILDS_PAGE, Build
 from harvester.ledger import Ledger, NewBuild
-from harvester.sei.mapping import CauseWalk, JobRef, MappingRules, map_build
+from harvester.sei.jobref import JobRef
+from harvester.sei.mapping import MappingRules
 from harvester.sei.payload import Payload
 from harvester.util import names
 from harvester.util.timeparse import from_epoch_ms, to_epoch_ms
 
 log = logging.getLogger(__name__)
+
+REUSED = "number reused by a re-created job: the receiver keys builds by job name and number"
 
 
 @dataclass
@@ -45,18 +57,48 @@ class CollectReport:
     jobs_scanned: int = 0
     builds_collected: int = 0
     builds_held: int = 0
+    builds_skipped: int = 0
+    jobs_recreated: int = 0
     job_errors: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, *, collected: int = 0, held: int = 0, scanned: int = 0) -> None:
+    def add(
+        self,
+        *,
+        collected: int = 0,
+        held: int = 0,
+        scanned: int = 0,
+        skipped: int = 0,
+        recreated: int = 0,
+    ) -> None:
         with self._lock:
+            self.jobs_recreated += recreated
             self.builds_collected += collected
             self.builds_held += held
             self.jobs_scanned += scanned
+            self.builds_skipped += skipped
 
     def error(self, job: str, message: str) -> None:
         with self._lock:
             self.job_errors[job] = message
+
+
+@dataclass(frozen=True, slots=True)
+class JobPlan:
+    """What a cycle does for one job: scan a window (or not), and re-check held numbers."""
+
+    window: Window | None
+    held: frozenset[int]
+    recreated: bool = False
+
+
+@dataclass
+class Settled:
+    """What a page (or a held build) settled: rows to write, numbers to hold or release."""
+
+    rows: list[NewBuild] = field(default_factory=list)
+    hold: list[int] = field(default_factory=list)
+    unhold: list[int] = field(default_factory=list)
 
 
 class Collector:
@@ -73,6 +115,7 @@ class Collector:
         clock: Callable[[], datetime],
         workers: int = 4,
         stop: threading.Event | None = None,
+        events: CollectEvent | None = None,
     ) -> None:
         self.jenkins = jenkins
         self.ledger = ledger
@@ -82,9 +125,8 @@ class Collector:
         self.clock = clock
         self.workers = max(workers, 1)
         self.stop = stop or threading.Event()
-        self.upstream = UpstreamCache(jenkins)
-        self.wfapi_missing: set[str] = set()
-        self._wfapi_lock = threading.Lock()
+        self.events = events
+        self.details = BuildDetails(jenkins, rules, events)
 
     # -- discovery -------------------------------------------------------------------------------
 
@@ -109,21 +151,28 @@ class Collector:
     # -- a cycle ---------------------------------------------------------------------------------
 
     def collect(self, since: datetime) -> CollectReport:
-        """Collect every newly finished build of every selected job into the ledger."""
+        """Collect every newly finished build of every selected job into the ledger, and
+        re-check the builds held back."""
         assert self.ledger is not None
         report = CollectReport()
         jobs = self.discover()
         report.jobs_seen = len(jobs)
         cursors = self.ledger.cursors()
+        held = self.ledger.held()
         since_ms = to_epoch_ms(since)
-        windows: dict[str, Window] = {}
+        plans: dict[str, JobPlan] = {}
         for job in jobs:
-            window = window_for(cursors.get(job.full_name), job.last_completed_build, since_ms)
-            if window is not None:
-                windows[job.full_name] = window
-        todo = [job for job in jobs if job.full_name in windows]
+            cursor = cursors.get(job.full_name)
+            if recreated(cursor, job.last_build):
+                plans[job.full_name] = JobPlan(FROM_THE_START, frozenset(), recreated=True)
+                continue
+            window = window_for(cursor, job.last_completed_build, since_ms)
+            numbers = frozenset(held.get(job.full_name, ()))
+            if window is not None or numbers:
+                plans[job.full_name] = JobPlan(window, numbers)
+        todo = [job for job in jobs if job.full_name in plans]
         self.for_each_job(
-            todo, lambda job: self._collect_job(job, windows[job.full_name], report), report
+            todo, lambda job: self._collect_job(job, plans[job.full_name], report), report
         )
         return report
 
@@ -154,32 +203,61 @@ class Collector:
             for future in [pool.submit(guarded, job) for job in jobs]:
                 future.result()
 
-    def _collect_job(self, job: DiscoveredJob, window: Window, report: CollectReport) -> None:
+    def _collect_job(self, job: DiscoveredJob, plan: JobPlan, report: CollectReport) -> None:
         assert self.ledger is not None
-        scan = JobScan(window, known=self.ledger.numbers_above(job.full_name, window.above))
-        collected = held = 0
+        if plan.recreated:
+            log.warning(
+                "%s was re-created (its last build #%s is below what was collected before): "
+                "collecting its builds from #1 again; numbers it reuses are recorded skipped",
+                job.full_name,
+                job.last_build,
+            )
+            report.add(recreated=1)
+            if self.events is not None:
+                self.events("recreated")
+            self.ledger.restart_job(job.full_name)
+        seen: set[int] = set()
+        if plan.window is not None:
+            seen, still_held = self._scan(job, plan.window, report)
+            settled_by_scan = (plan.held & seen) - still_held
+            if settled_by_scan:  # the scan met them again and settled them
+                self.write(job, Settled(unhold=sorted(settled_by_scan)))
+        for number in sorted(plan.held - seen):
+            if self.stop.is_set():
+                return
+            self._recheck(job, number, report)
+
+    def _scan(
+        self, job: DiscoveredJob, window: Window, report: CollectReport
+    ) -> tuple[set[int], set[int]]:
+        """Scan the job's builds in ``window``; returns the numbers it saw and those it held."""
+        assert self.ledger is not None
+        scan = JobScan(window, known=self.ledger.known(job.full_name, window.above))
+        collected = skipped = 0
+        numbers: set[int] = set()
         for page in self.pages(job, window):
-            batch: list[NewBuild] = []
+            settled = Settled()
             for raw in page:
-                if not scan.wants(raw.get("number")):
+                number, timestamp = raw.get("number"), raw.get("timestamp")
+                seen = scan.see(number, timestamp)
+                if seen == "outside":
+                    continue
+                assert isinstance(number, int)
+                numbers.add(number)
+                if seen == "known":
                     continue
                 build = self.parse_build(job, raw)
+                if build is None or seen == "reused":
+                    reason = REUSED if build is not None else "build JSON does not validate"
+                    settled.rows.append(self.skipped(job, number, timestamp, reason))
+                    continue
                 if scan.before_since(build.timestamp):
                     continue
-                if not build.finished:
-                    held += 1
-                    scan.hold(build.number)
-                    continue
-                try:
-                    payload = self.payload(job, build)
-                except HarvesterError as exc:
-                    log.warning("%s #%d held back: %s", job.full_name, build.number, exc)
-                    held += 1
-                    scan.hold(build.number)
-                    continue
-                batch.append(self.new_build(job, build, payload))
-            if batch:
-                collected += self.ledger.add_pending(batch, now=self.clock())
+                self.settle(job, build, settled)
+            for number in settled.hold:
+                scan.hold(number)
+            collected += self.write(job, settled)
+            skipped += sum(1 for row in settled.rows if row.skipped is not None)
         # Stopped part-way (SIGTERM): older pages were not read, so the cursor stays; what was
         # stored is skipped next time through `known`.
         cursor = scan.new_cursor(
@@ -187,9 +265,62 @@ class Collector:
         )
         if cursor is not None:
             self.ledger.add_pending([], now=self.clock(), cursor=(job.full_name, cursor))
-        report.add(collected=collected, held=held, scanned=1)
+        report.add(collected=collected, held=len(scan.held), scanned=1, skipped=skipped)
         if collected:
             log.info("%s: %d build(s) collected", job.full_name, collected)
+        return numbers, scan.held
+
+    def _recheck(self, job: DiscoveredJob, number: int, report: CollectReport) -> None:
+        """A held build, on its own (1 request): settled now, still held, or gone."""
+        settled = Settled()
+        try:
+            raw = self.jenkins.build(job.full_name, number)
+        except JenkinsNotFound:
+            log.info("%s #%d was deleted while held back; nothing to send", job.full_name, number)
+            settled.unhold.append(number)
+            self.write(job, settled)
+            return
+        except HarvesterError as exc:
+            log.warning("%s #%d held back: %s", job.full_name, number, exc)
+            report.add(held=1)
+            return
+        build = self.parse_build(job, raw)
+        if build is None:
+            settled.rows.append(
+                self.skipped(job, number, raw.get("timestamp"), "build JSON does not validate")
+            )
+            settled.unhold.append(number)
+        else:
+            self.settle(job, build, settled)
+            if not settled.hold:
+                settled.unhold.append(number)
+        collected = self.write(job, settled)
+        report.add(collected=collected, held=len(settled.hold))
+
+    def settle(self, job: DiscoveredJob, build: Build, settled: Settled) -> None:
+        """A finished build becomes a row; one still running, or whose details fail to load, is
+        held (re-checked on its own next cycle)."""
+        if not build.finished:
+            settled.hold.append(build.number)
+            return
+        try:
+            payload = self.payload(job, build)
+        except HarvesterError as exc:
+            log.warning("%s #%d held back: %s", job.full_name, build.number, exc)
+            settled.hold.append(build.number)
+            return
+        settled.rows.append(self.new_build(job, build, payload))
+
+    def write(self, job: DiscoveredJob, settled: Settled) -> int:
+        assert self.ledger is not None
+        if not (settled.rows or settled.hold or settled.unhold):
+            return 0
+        return self.ledger.add_pending(
+            settled.rows,
+            now=self.clock(),
+            hold=[(job.full_name, n) for n in settled.hold],
+            unhold=[(job.full_name, n) for n in settled.unhold],
+        )
 
     def pages(self, job: DiscoveredJob, window: Window) -> Iterator[list[dict[str, Any]]]:
         """Pages of builds newest first, stopping below the window: ``builds{0,N}`` (N only as
@@ -206,61 +337,39 @@ class Collector:
 
     # -- one build -------------------------------------------------------------------------------
 
-    def parse_build(self, job: DiscoveredJob, raw: dict[str, Any]) -> Build:
-        """One build of a builds page; a build that does not validate is malformed."""
+    def parse_build(self, job: DiscoveredJob, raw: dict[str, Any]) -> Build | None:
+        """One build of a builds page, or None when it does not validate: then it is recorded
+        ``skipped`` with the reason and never blocks its job (CONTRACT §5)."""
         try:
             return Build.model_validate(raw)
         except ValidationError as exc:
-            raise JenkinsMalformedResponse(
-                f"build JSON does not validate ({exc.error_count()} errors)",
-                job=job.full_name,
-                build=raw.get("number") if isinstance(raw.get("number"), int) else None,
-            ) from None
+            log.warning(
+                "%s #%s: build JSON does not validate (%d errors); recorded skipped",
+                job.full_name,
+                raw.get("number"),
+                exc.error_count(),
+            )
+            return None
+
+    def skipped(self, job: DiscoveredJob, number: int, timestamp: object, reason: str) -> NewBuild:
+        started = timestamp if isinstance(timestamp, int) and timestamp > 0 else None
+        return NewBuild(
+            job=job.full_name,
+            number=number,
+            result=None,
+            payload="{}",
+            started_at=from_epoch_ms(started) if started is not None else self.clock(),
+            skipped=reason,
+        )
 
     def job_ref(self, job: DiscoveredJob) -> JobRef:
-        return JobRef(job.full_name, job.multibranch_project, job.is_pipeline)
+        return self.details.job_ref(job)
 
     def payload(self, job: DiscoveredJob, build: Build) -> Payload:
-        """Everything one finished build needs beyond the builds page: its user (cause walk) and,
-        for a Pipeline, its stages and steps (wfapi)."""
-        ref = self.job_ref(job)
-        run = None
-        if ref.is_pipeline:
-            data = self.jenkins.pipeline_run(job.full_name, build.number)
-            if data is None:
-                self.note_wfapi_missing(job.full_name)
-            else:
-                try:
-                    run = PipelineRun.model_validate(data)
-                except ValidationError:
-                    raise JenkinsMalformedResponse(
-                        "wfapi answer does not validate", job=job.full_name, build=build.number
-                    ) from None
-        user_id = self.user_id(build)
-        return map_build(ref, build, rules=self.rules, user_id=user_id, pipeline_run=run)
-
-    def note_wfapi_missing(self, job: str) -> None:
-        # Logged once per cycle (not per build): on a controller without the plugin it is every job.
-        with self._wfapi_lock:
-            first = not self.wfapi_missing
-            self.wfapi_missing.add(job)
-        if first:
-            log.warning(
-                "wfapi answered 404 for %s: builds are sent without stages (is the Pipeline "
-                "Stage View plugin installed?); not repeated for other jobs this cycle",
-                job,
-            )
+        return self.details.payload(job, build)
 
     def user_id(self, build: Build) -> str:
-        walk = CauseWalk()
-        walk.feed(build.causes)
-        while walk.next_upstream is not None:
-            project, number = walk.next_upstream
-            upstream = self.upstream.causes(project, number)
-            if upstream is None:
-                break  # the upstream build is gone: stop where the trail ends
-            walk.feed(upstream.causes)
-        return walk.user_id
+        return self.details.user_id(build)
 
     def new_build(self, job: DiscoveredJob, build: Build, payload: Payload) -> NewBuild:
         return NewBuild(
@@ -270,33 +379,3 @@ class Collector:
             payload=payload.to_json(),
             started_at=from_epoch_ms(build.timestamp),
         )
-
-    # -- preview ---------------------------------------------------------------------------------
-
-    def find_job(self, name: str) -> DiscoveredJob:
-        jobs = self.jenkins.discover()
-        exact = [j for j in jobs if j.full_name == name]
-        if exact:
-            return exact[0]
-        by_decoded = [j for j in jobs if names.decoded(j.full_name) == name]
-        if len(by_decoded) == 1:
-            return by_decoded[0]
-        if by_decoded:
-            raise UsageError(
-                f"JOB {name!r} is ambiguous",
-                hint="name it as Jenkins prints it: " + ", ".join(j.full_name for j in by_decoded),
-            )
-        raise UsageError(
-            f"Jenkins has no job {name!r}",
-            hint="use the full name as Jenkins prints it, e.g. folder/sub/job",
-        )
-
-    def preview(self, name: str, number: int) -> Payload:
-        job = self.find_job(name)
-        build = Build.model_validate(self.jenkins.build(job.full_name, number))
-        if not build.finished:
-            raise UsageError(
-                f"{job.full_name} #{number} has not finished",
-                hint="only finished builds are sent; preview it when it has",
-            )
-        return self.payload(job, build)

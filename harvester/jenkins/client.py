@@ -301,6 +301,20 @@ class JenkinsClient:
         except JenkinsNotFound:
             return None
 
+    def artifact(self, job: str, number: int, relative_path: str) -> bytes | None:
+        """An archived artifact's content (an artifact manifest, CONTRACT §4a), or None when
+        Jenkins answers 404 (absent). A 5xx or a timeout raises: the build is held back."""
+        try:
+            response = self._send(
+                f"{names.job_path(job)}{number}/artifact/{names.artifact_path(relative_path)}",
+                kind="artifact",
+                job=job,
+                build=number,
+            )
+        except JenkinsNotFound:
+            return None
+        return bytes(response.content)
+
     def version(self) -> str | None:
         """The controller's version (``X-Jenkins`` header of the root API)."""
         version = self._send("api/json?tree=mode", kind="version").headers.get("X-Jenkins")

@@ -149,9 +149,13 @@ class Build(_Inbound):
         ]
 
     @property
-    def first_build_data(self) -> BuildData | None:
-        actions = self._actions_of(BUILD_DATA_CLASS, "lastBuiltRevision")
-        return BuildData.model_validate(actions[0]) if actions else None
+    def build_data(self) -> list[BuildData]:
+        """Every git ``BuildData`` action, in Jenkins' order: the project's checkout, and those
+        of the Pipeline shared libraries the build loaded (see harvester.sei.scm)."""
+        return [
+            BuildData.model_validate(action)
+            for action in self._actions_of(BUILD_DATA_CLASS, "lastBuiltRevision")
+        ]
 
 
 class CausesOnly(_Inbound):

@@ -5,6 +5,7 @@ Import from here; the modules behind it are :mod:`.store` (the :class:`Ledger` a
 PostgreSQL differences) and :mod:`.migrate` (Alembic).
 """
 
+from harvester.ledger.base import CLAIM_LEASE
 from harvester.ledger.dialects import Dialect
 from harvester.ledger.records import (
     STATUSES,
@@ -15,7 +16,7 @@ from harvester.ledger.records import (
     Status,
 )
 from harvester.ledger.schema import Base
-from harvester.ledger.store import CLAIM_LEASE, Ledger
+from harvester.ledger.store import Ledger
 
 __all__ = [
     "CLAIM_LEASE",

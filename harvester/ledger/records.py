@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-Status = Literal["pending", "sent", "dead"]
-STATUSES: tuple[Status, ...] = ("pending", "sent", "dead")
+Status = Literal["pending", "sent", "dead", "skipped"]
+STATUSES: tuple[Status, ...] = ("pending", "sent", "dead", "skipped")
 
 
 def utc(moment: datetime | None) -> datetime | None:
@@ -19,13 +19,15 @@ def utc(moment: datetime | None) -> datetime | None:
 
 @dataclass(frozen=True, slots=True)
 class NewBuild:
-    """A collected build about to be written as ``pending``."""
+    """A collected build about to be written as ``pending``, or as ``skipped`` with the reason
+    (``skipped``: it is recorded, and never sent)."""
 
     job: str
     number: int
     result: str | None
     payload: str
     started_at: datetime
+    skipped: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

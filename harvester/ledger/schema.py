@@ -26,7 +26,8 @@ class Base(DeclarativeBase):
 class BuildRow(Base):
     __tablename__ = "builds"
     __table_args__ = (
-        UniqueConstraint("job", "number", name="uq_builds_job_number"),
+        # A number reused by a re-created job is a second build under the same (job, number).
+        UniqueConstraint("job", "number", "started_at", name="uq_builds_job_number_started"),
         Index("ix_builds_status_next_attempt", "status", "next_attempt_at"),
         Index("ix_builds_job", "job", "number"),
     )
@@ -71,6 +72,17 @@ class JobCursorRow(Base):
     # Every build of the job numbered <= this is settled: in the ledger, or deliberately not sent.
     last_number: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class HeldBuildRow(Base):
+    """A build that could not be settled yet (still running, or its details failed to load):
+    re-checked on its own each cycle; the job's cursor moves past it (CONTRACT §5)."""
+
+    __tablename__ = "held_builds"
+
+    job: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    held_since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class CycleRow(Base):

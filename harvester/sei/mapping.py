@@ -6,13 +6,16 @@ contract's table, from the inbound models of :mod:`harvester.jenkins.models`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import TypeVar
 
 from harvester.jenkins.models import Build, Cause, FlowNode, PipelineRun, simple_class_name
+from harvester.sei.artifacts import file_artifacts
+from harvester.sei.jobref import JobRef
 from harvester.sei.payload import ArtifactRef, JobRun, Payload, RunParameter, Stage, Step, Trigger
+from harvester.sei.scm import branch_name, commit_ids, project_build_data, repo_url
 from harvester.util import names
 from harvester.util.timeparse import from_epoch_ms
 
@@ -23,7 +26,6 @@ SENT_PARAMETER_TYPES = frozenset(
 REDACTED = "********"
 SCM_CAUSES = frozenset({"SCMTriggerCause", "GitHubPushCause", "BranchEventCause"})
 SCM_CAUSE_SUFFIXES = ("PushCause", "HookCause", "WebHookCause")
-BRANCH_PREFIXES = ("refs/heads/", "origin/")
 MAX_UPSTREAM_LEVELS = 10
 
 # wfapi status → (result, state) of a stage or step (CONTRACT §4 table).
@@ -50,20 +52,7 @@ class MappingRules:
     result_map: dict[str, str]
     cd_jobs: tuple[str, ...] = ()
     redact_parameters: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class JobRef:
-    """A job as discovery found it. ``full_name`` is the Jenkins full name (encoded segments);
-    ``multibranch_project`` is the parent project's full name when this is a branch job."""
-
-    full_name: str
-    multibranch_project: str | None = None
-    is_pipeline: bool = False
-
-    @property
-    def decoded_name(self) -> str:
-        return names.decoded(self.full_name)
+    library_remotes: tuple[str, ...] = ()
 
 
 # -- causes ------------------------------------------------------------------------------------
@@ -193,62 +182,6 @@ def map_parameters(build: Build, redact: Sequence[str]) -> list[RunParameter]:
     return mapped
 
 
-def _unique(values: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(values))
-
-
-def commit_ids(build: Build) -> list[str]:
-    change_sets = [*build.changeSets, *([build.changeSet] if build.changeSet else [])]
-    ids = _unique(item.commitId for cs in change_sets for item in cs.items if item.commitId)
-    if ids:
-        return ids
-    data = build.first_build_data
-    if data and data.lastBuiltRevision and data.lastBuiltRevision.SHA1:
-        return [data.lastBuiltRevision.SHA1]
-    return []
-
-
-def strip_branch_prefix(name: str) -> str:
-    for prefix in ("refs/remotes/", "remotes/"):
-        if name.startswith(prefix):
-            # refs/remotes/<remote>/<branch>: drop the remote's name too
-            rest = name[len(prefix) :]
-            return rest.split("/", 1)[1] if "/" in rest else rest
-    for prefix in BRANCH_PREFIXES:
-        if name.startswith(prefix):
-            return name[len(prefix) :]
-    return name
-
-
-def branch_name(job: JobRef, build: Build) -> str | None:
-    if job.multibranch_project is not None:
-        return names.decoded(names.segments(job.full_name)[-1])
-    data = build.first_build_data
-    if data and data.lastBuiltRevision:
-        for spec in data.lastBuiltRevision.branch:
-            if spec.name:
-                return strip_branch_prefix(spec.name)
-    return None
-
-
-def repo_url(build: Build) -> str | None:
-    data = build.first_build_data
-    return data.remoteUrls[0] if data and data.remoteUrls else None
-
-
-def map_artifacts(job: JobRef, build: Build, instance_url: str) -> list[ArtifactRef]:
-    base = f"{instance_url}{names.job_path(job.full_name)}{build.number}/artifact/"
-    return [
-        ArtifactRef(
-            location=base + names.artifact_path(artifact.relativePath),
-            name=artifact.relativePath,
-            qualifier=str(build.number),
-        )
-        for artifact in build.artifacts
-        if artifact.relativePath
-    ]
-
-
 # -- stages and steps --------------------------------------------------------------------------
 
 
@@ -258,8 +191,13 @@ def iso_millis(epoch_ms: int) -> str:
     return from_epoch_ms(epoch_ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _node_fields(node: FlowNode) -> dict[str, object]:
+def _node_fields(node: FlowNode, build_result: str) -> dict[str, object]:
     result, state = NODE_STATUS.get(node.status or "", UNKNOWN_NODE_STATUS)
+    if state == "inProgress":
+        # The build is over (only finished builds are mapped), so the node is too: an input step
+        # that was aborted stays paused in wfapi (CONTRACT §4a).
+        result = "canceled" if build_result == "ABORTED" else "unknown"
+        state = "completed"
     return {
         "id": node.id,
         "displayName": node.name,
@@ -271,18 +209,32 @@ def _node_fields(node: FlowNode) -> dict[str, object]:
     }
 
 
-def map_job_run(run: PipelineRun | None) -> JobRun | None:
+def map_job_run(run: PipelineRun | None, build_result: str = "SUCCESS") -> JobRun | None:
     if run is None or not run.stages:
         return None
     return JobRun(
         stages=[
             Stage(
-                **_node_fields(stage),  # type: ignore[arg-type]
-                steps=[Step(**_node_fields(node)) for node in stage.stageFlowNodes],  # type: ignore[arg-type]
+                **_node_fields(stage, build_result),  # type: ignore[arg-type]
+                steps=[
+                    Step(**_node_fields(node, build_result))  # type: ignore[arg-type]
+                    for node in stage.stageFlowNodes
+                ],
             )
             for stage in run.stages
         ]
     )
+
+
+MAX_STAGE_STEPS = 100
+"""wfapi lists at most this many steps per stage (``StageNodeExt.maxChildNodes``), silently."""
+
+
+def truncated_stages(run: PipelineRun | None) -> list[str]:
+    """Stages with exactly MAX_STAGE_STEPS steps: wfapi may have cut them (CONTRACT §4a)."""
+    if run is None:
+        return []
+    return [stage.name for stage in run.stages if len(stage.stageFlowNodes) == MAX_STAGE_STEPS]
 
 
 # -- the payload -------------------------------------------------------------------------------
@@ -307,15 +259,20 @@ def map_build(
     rules: MappingRules,
     user_id: str,
     pipeline_run: PipelineRun | None = None,
+    manifest_artifacts: Sequence[ArtifactRef] = (),
 ) -> Payload:
     """The payload of one finished build. ``user_id`` comes from the cause walk
-    (:class:`CauseWalk`), ``pipeline_run`` from wfapi (``None`` when absent or not a Pipeline)."""
+    (:class:`CauseWalk`), ``pipeline_run`` from wfapi (``None`` when absent or not a Pipeline),
+    ``manifest_artifacts`` from the build's artifact manifests (:func:`manifest_entries`)."""
     if not build.finished:
         raise ValueError(f"build {job.full_name} #{build.number} has not finished")
     assert build.result is not None
     decoded = job.decoded_name
-    is_cd = names.matches_any(rules.cd_jobs, job.full_name)
+    is_cd = names.matches_any(rules.cd_jobs, job.full_name) or any(
+        artifact.input for artifact in manifest_artifacts
+    )
     result = jenkins_result(build.result)
+    project = project_build_data(job, build, rules.library_remotes)
     triggers = [t for t in (trigger_of(c) for c in build.causes) if t is not None]
     return Payload(
         pipeline=names.decoded(job.multibranch_project)
@@ -333,11 +290,11 @@ def map_build(
         user_id=user_id,
         trigger_chain=_or_none(triggers),
         job_run_params=_or_none(map_parameters(build, rules.redact_parameters)),
-        scm_commit_ids=_or_none(commit_ids(build)),
-        repo_url=repo_url(build),
-        branch_name=branch_name(job, build),
+        scm_commit_ids=_or_none(commit_ids(build, project)),
+        repo_url=repo_url(project),
+        branch_name=branch_name(job, project),
         ci=not is_cd,
         cd=is_cd,
-        artifacts=_or_none(map_artifacts(job, build, rules.instance_url)),
-        job_run=map_job_run(pipeline_run) if job.is_pipeline else None,
+        artifacts=_or_none([*manifest_artifacts, *file_artifacts(job, build, rules.instance_url)]),
+        job_run=map_job_run(pipeline_run, build.result) if job.is_pipeline else None,
     )

@@ -51,6 +51,8 @@ class ArtifactRef(_Outbound):
     location: str
     name: str
     qualifier: str
+    hash: str | None = None
+    metadata: dict[str, str] | None = None
 
 
 class Payload(_Outbound):

@@ -84,7 +84,7 @@ def test_flaky_receiver_then_recovery_delivers_each_build_once(sim, receiver, tm
             break
         clock.now += timedelta(minutes=20)
         harvester.run_cycle()
-    assert harvester.ledger.stats().counts == {"pending": 0, "sent": 8, "dead": 0}
+    assert harvester.ledger.stats().counts == {"pending": 0, "sent": 8, "dead": 0, "skipped": 0}
     keys = receiver.accepted_keys()
     assert sorted(keys) == sorted({*keys})  # no build accepted twice
     assert len(keys) == 8
@@ -123,7 +123,7 @@ def test_max_attempts_then_dead_while_others_are_accepted(sim, receiver, tmp_pat
         harvester.run_cycle()
         clock.now += timedelta(hours=1)
     counts = harvester.ledger.stats().counts
-    assert counts == {"pending": 0, "sent": 7, "dead": 1}
+    assert counts == {"pending": 0, "sent": 7, "dead": 1, "skipped": 0}
     (dead,) = harvester.ledger.entries(status="dead")
     assert (dead.job, dead.number, dead.attempts) == ("team/pipe", 2, 2)
     assert "gave up after 2 attempts" in (dead.last_error or "")
@@ -141,7 +141,7 @@ def test_credentials_rejected_keeps_rows_pending_and_exits_4(
     assert len(receiver.received) <= 4  # stopped: at most the sei.max_concurrency in flight
     assert main(["--config", str(config), "ledger", "stats", "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
-    assert stats["counts"] == {"pending": 8, "sent": 0, "dead": 0}
+    assert stats["counts"] == {"pending": 8, "sent": 0, "dead": 0, "skipped": 0}
     config.write_text(config.read_text().replace("wrong-token", "sei-secret-token"))
     assert main(["--config", str(config), "run", "--once"]) == 0
     assert len(receiver.accepted_keys()) == 8

@@ -136,10 +136,12 @@ def test_in_progress_held_back_and_out_of_order_completion(sim: Simulator, ledge
     report = collect(sim, ledger)
     assert report.builds_held == 1
     assert set(payloads(ledger)) == {("app", 1), ("app", 3)}
-    assert ledger.cursors() == {"app": 1}  # not past the running build
+    assert ledger.cursors() == {"app": 3}  # past the running build, which is held by number
+    assert ledger.held() == {"app": {2}}
     sim.reset_counts()
-    collect(sim, ledger)  # still running: nothing new, build 3 not collected twice
+    collect(sim, ledger)  # still running: re-checked on its own, build 3 not collected twice
     assert len(ledger.entries()) == 2
+    assert sim.counts["build"] == 1 and "job" not in sim.counts  # 1 request, no listing
     job.builds[1].finish("ABORTED")
     job.builds.append(SimBuild(4, ago(5)))
     collect(sim, ledger)
@@ -147,6 +149,7 @@ def test_in_progress_held_back_and_out_of_order_completion(sim: Simulator, ledge
     assert set(got) == {("app", 1), ("app", 2), ("app", 3), ("app", 4)}
     assert got[("app", 2)]["result"] == "failure"
     assert ledger.cursors() == {"app": 4}
+    assert ledger.held() == {}
 
 
 def test_pipeline_finishing_is_held_until_in_progress_is_false(

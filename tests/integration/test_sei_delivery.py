@@ -100,7 +100,7 @@ def test_429_without_retry_after_pauses_and_finishes_with_nothing_dead(
     assert set(keys) == {("team/app", n) for n in range(1, 61)}
     assert set(keys.values()) == {1}
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'l.db'}")
-    assert ledger.stats().counts == {"pending": 0, "sent": 60, "dead": 0}
+    assert ledger.stats().counts == {"pending": 0, "sent": 60, "dead": 0, "skipped": 0}
     assert all(e.attempts == 1 for e in ledger.entries())  # 429s never count
     ledger.close()
 
@@ -140,7 +140,7 @@ def test_an_outage_longer_than_max_attempts_cycles_makes_nothing_dead(sim, recei
         clock.now += timedelta(hours=1)
         time.sleep(0.1)
     assert cycles > 4
-    assert harvester.ledger.stats().counts == {"pending": 8, "sent": 0, "dead": 0}
+    assert harvester.ledger.stats().counts == {"pending": 8, "sent": 0, "dead": 0, "skipped": 0}
     assert all(e.attempts == 0 for e in harvester.ledger.entries())  # the outage spent none
     assert (
         'harvester_delivery_pauses_total{reason="outage"}'
@@ -157,7 +157,7 @@ def test_an_outage_longer_than_max_attempts_cycles_makes_nothing_dead(sim, recei
         result = harvester.run_cycle()
         health.record(result.finished_at, result.problem)
         time.sleep(0.2)
-    assert harvester.ledger.stats().counts == {"pending": 0, "sent": 8, "dead": 0}
+    assert harvester.ledger.stats().counts == {"pending": 0, "sent": 8, "dead": 0, "skipped": 0}
     assert sorted(Counter(receiver.accepted_keys()).values()) == [1] * 8
     assert health()[0]
     harvester.ledger.close()
@@ -207,7 +207,7 @@ def test_a_wrong_url_keeps_rows_pending_and_exits_4(sim, receiver, tmp_path, cap
     assert "sei.url" in err
     assert len(receiver.received) <= 2  # stopped at once: the POSTs in flight only
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'l.db'}")
-    assert ledger.stats().counts == {"pending": 6, "sent": 0, "dead": 0}
+    assert ledger.stats().counts == {"pending": 6, "sent": 0, "dead": 0, "skipped": 0}
     assert all(e.attempts == 0 for e in ledger.entries())
     ledger.close()
 

@@ -115,7 +115,7 @@ def test_entries_filters_and_order(ledger: Ledger) -> None:
     assert [e.number for e in ledger.entries(limit=1)] == [7]
     assert ledger.entries(status="sent") == []
     stats = ledger.stats()
-    assert stats.counts == {"pending": 3, "sent": 0, "dead": 0}
+    assert stats.counts == {"pending": 3, "sent": 0, "dead": 0, "skipped": 0}
     assert stats.oldest_pending_started_at == NOW - timedelta(minutes=30)
 
 

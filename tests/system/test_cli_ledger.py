@@ -124,7 +124,7 @@ def test_show_with_payload_and_history(filled, capsys) -> None:
 def test_show_unknown_build(filled, capsys) -> None:
     config, _ = filled
     code, _, err = run(capsys, "--config", str(config), "ledger", "show", "team/app", "99")
-    assert code == 1
+    assert code == 2  # bad usage: the ledger holds no such build
     assert "team/app #99" in err
     assert "ledger list" in err
 
@@ -170,8 +170,10 @@ def test_forget(filled, capsys) -> None:
     assert code == 0
     assert "collects and sends it again" in out
     assert ledger.entry("team/app", 1) is None
+    cursors = ledger.cursors()
     code, _, _ = run(capsys, "--config", str(config), "ledger", "forget", "team/app", "1")
-    assert code == 1
+    assert code == 2  # not in the ledger (any more): an error, and nothing changes
+    assert ledger.cursors() == cursors
 
 
 def test_stats(filled, capsys) -> None:
@@ -179,7 +181,7 @@ def test_stats(filled, capsys) -> None:
     code, out, _ = run(capsys, "--config", str(config), "ledger", "stats", "--json")
     assert code == 0
     stats = json.loads(out)
-    assert stats["counts"] == {"pending": 1, "sent": 1, "dead": 1}
+    assert stats["counts"] == {"pending": 1, "sent": 1, "dead": 1, "skipped": 0}
     assert stats["oldest_pending_started_at"].endswith("Z")
     assert stats["last_successful_cycle_at"] is None
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from harvester.collect.cursor import JobScan, Window, first_page_size, is_last_page, window_for
+from harvester.collect.cursor import (
+    FROM_THE_START,
+    JobScan,
+    Window,
+    first_page_size,
+    is_last_page,
+    recreated,
+    window_for,
+)
 from harvester.jenkins.models import BUILDS_PAGE
 
 SINCE = 1_000_000
@@ -14,17 +22,18 @@ def scan_pages(
     window: Window,
     builds: list[tuple[int, int, bool]],
     *,
-    known: set[int] = frozenset(),  # type: ignore[assignment]
+    known: dict[int, set[int]] | None = None,
     last_build: int | None = None,
     last_completed: int | None = None,
     stopped: bool = False,
+    held: set[int] | None = None,
 ) -> tuple[list[int], int | None]:
     """Feed (number, timestamp, finished) entries, newest first, as the collector does; returns
-    the numbers taken and the new cursor."""
-    scan = JobScan(window, known=set(known))
+    the numbers taken and the new cursor (``held``, if given, receives the held numbers)."""
+    scan = JobScan(window, known=dict(known or {}))
     taken = []
     for number, timestamp, finished in builds:
-        if not scan.wants(number):
+        if scan.see(number, timestamp) != "new":
             continue
         if scan.before_since(timestamp):
             continue
@@ -32,6 +41,8 @@ def scan_pages(
             scan.hold(number)
             continue
         taken.append(number)
+    if held is not None:
+        held |= scan.held
     return taken, scan.new_cursor(last_build, last_completed, stopped=stopped)
 
 
@@ -108,38 +119,46 @@ def test_all_finished_moves_the_cursor_to_the_newest() -> None:
     assert cursor == 8
 
 
-def test_out_of_order_completion_holds_the_cursor_below_the_running_build() -> None:
-    # n+1 finished before n: n+1 is taken now, n later; the cursor stays below n.
+def test_out_of_order_completion_holds_the_running_build_by_number() -> None:
+    # n+1 finished before n: n+1 is taken now, n is held and re-checked on its own; the cursor
+    # moves past it, so newer builds are not listed again.
+    held: set[int] = set()
     taken, cursor = scan_pages(
         Window(above=5),
         [(8, 1, True), (7, 1, False), (6, 1, True)],
         last_build=8,
         last_completed=8,
+        held=held,
     )
     assert taken == [8, 6]
-    assert cursor == 6
+    assert held == {7}
+    assert cursor == 8
 
 
-def test_the_oldest_held_build_decides() -> None:
+def test_every_unfinished_build_is_held_and_none_pins_the_cursor() -> None:
+    held: set[int] = set()
     _, cursor = scan_pages(
         Window(above=0),
         [(9, 1, False), (8, 1, True), (7, 1, False), (6, 1, True)],
         last_build=9,
         last_completed=8,
+        held=held,
     )
-    assert cursor == 6
+    assert held == {9, 7}
+    assert cursor == 9
 
 
-def test_a_held_build_at_the_bottom_of_the_window_leaves_the_cursor() -> None:
-    _, cursor = scan_pages(Window(above=5), [(7, 1, True), (6, 1, False)], last_build=7)
-    assert cursor is None  # 5 already; nothing above 6 can be settled past it
+def test_a_held_build_at_the_bottom_of_the_window_does_not_hold_the_cursor() -> None:
+    held: set[int] = set()
+    _, cursor = scan_pages(Window(above=5), [(7, 1, True), (6, 1, False)], last_build=7, held=held)
+    assert (held, cursor) == ({6}, 7)
 
 
 def test_known_numbers_are_skipped_but_still_seen() -> None:
     taken, cursor = scan_pages(
         Window(above=5),
         [(8, 1, True), (7, 1, True), (6, 1, True)],
-        known={7, 8},
+        known={7: {1}, 8: {1}},
         last_build=8,
         last_completed=8,
     )
@@ -186,10 +205,8 @@ def test_builds_before_since_on_first_sight_are_settled_unsent() -> None:
 
 def test_entries_that_are_not_numbers_or_below_the_window_are_ignored() -> None:
     scan = JobScan(Window(above=5))
-    assert not scan.wants(None)
-    assert not scan.wants("7")
-    assert not scan.wants(5)
-    assert not scan.wants(2)
+    for number in (None, "7", True, 5, 2):
+        assert scan.see(number, 1) == "outside"
     assert scan.newest_seen == 5
     assert scan.new_cursor(5, 5) is None
 
@@ -199,3 +216,44 @@ def test_nothing_new_does_not_move_the_cursor() -> None:
         [],
         None,
     )
+
+
+# -- re-created jobs and reused numbers ----------------------------------------------------------
+
+
+def test_a_last_build_below_the_cursor_is_a_re_created_job() -> None:
+    assert recreated(37, 5)
+    assert not recreated(37, 37)
+    assert not recreated(37, 40)  # (it outgrew the old cursor: numbers look new, not reused)
+    assert not recreated(None, 5)
+    assert not recreated(37, None)
+
+
+def test_a_known_number_with_another_start_time_is_reused() -> None:
+    scan = JobScan(FROM_THE_START, known={1: {1000}, 2: {2000, 2500}})
+    assert scan.see(1, 1000) == "known"
+    assert scan.see(1, 1500) == "reused"  # the re-created job's #1
+    assert scan.see(2, 2500) == "known"  # recorded skipped before: known now
+    assert scan.see(3, 3000) == "new"
+    assert scan.see(1, "not a time") == "known"  # cannot tell: leave it be
+
+
+def test_a_re_created_job_is_collected_from_the_start_whatever_since() -> None:
+    assert FROM_THE_START.since_ms is None
+    taken, cursor = scan_pages(
+        FROM_THE_START,
+        [(3, 10, True), (2, 5, True), (1, 1, True)],
+        known={1: {999}},  # the old job's #1
+        last_build=3,
+        last_completed=3,
+    )
+    assert taken == [3, 2]  # 1 is reused: recorded skipped by the collector, not taken
+    assert cursor == 3
+
+
+def test_a_build_left_for_later_keeps_the_cursor_below_it() -> None:
+    scan = JobScan(Window(above=0, since_ms=None))
+    for number in (9, 8, 7):
+        assert scan.see(number, number) == "new"
+    scan.leave(9)  # started after a catch-up's window: the daemon collects it
+    assert scan.new_cursor(9, 9) == 8

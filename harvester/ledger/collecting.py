@@ -1,0 +1,126 @@
+"""The collecting half of the ledger: rows written as ``pending`` (or ``skipped``), each job's
+cursor, and the numbers it holds back (CONTRACT §5)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, select
+
+from harvester.ledger.base import LedgerBase
+from harvester.ledger.records import NewBuild, utc
+from harvester.ledger.schema import BuildRow, HeldBuildRow, JobCursorRow
+from harvester.util.timeparse import to_epoch_ms
+
+
+class Collecting(LedgerBase):
+    def cursors(self) -> dict[str, int]:
+        with self._read() as connection:
+            rows = connection.execute(select(JobCursorRow.job, JobCursorRow.last_number)).all()
+            return {row.job: row.last_number for row in rows}
+
+    def held(self) -> dict[str, set[int]]:
+        """Every job's held numbers: builds re-checked one by one each cycle."""
+        found: dict[str, set[int]] = {}
+        with self._read() as connection:
+            for job, number in connection.execute(select(HeldBuildRow.job, HeldBuildRow.number)):
+                found.setdefault(job, set()).add(number)
+        return found
+
+    def known(self, job: str, above: int) -> dict[int, set[int]]:
+        """The builds of ``job`` numbered above ``above`` that the ledger holds: number → the
+        start times (epoch ms) recorded under it (two when a re-created job reused it)."""
+        found: dict[int, set[int]] = {}
+        with self._read() as connection:
+            rows = connection.execute(
+                select(BuildRow.number, BuildRow.started_at).where(
+                    BuildRow.job == job, BuildRow.number > above
+                )
+            )
+            for number, started_at in rows:
+                found.setdefault(number, set()).add(to_epoch_ms(utc(started_at)))  # type: ignore[arg-type]
+        return found
+
+    def add_pending(
+        self,
+        builds: Sequence[NewBuild],
+        *,
+        now: datetime,
+        cursor: tuple[str, int] | None = None,
+        hold: Iterable[tuple[str, int]] = (),
+        unhold: Iterable[tuple[str, int]] = (),
+    ) -> int:
+        """Write collected builds as ``pending`` (or ``skipped``), ignoring ones already
+        recorded; hold back and release numbers; and move the job's cursor forward, all in one
+        transaction: the cursor never passes a build that is not safely stored or held. Returns
+        how many rows were new (``pending`` ones)."""
+        inserted = 0
+        hold, unhold = list(hold), list(unhold)
+        with self._write() as connection:
+            if builds:
+                # RETURNING counts what was new; executemany rowcounts differ between drivers.
+                statement = (
+                    self._dialect.insert(BuildRow)
+                    .on_conflict_do_nothing(index_elements=["job", "number", "started_at"])
+                    .returning(BuildRow.id, BuildRow.status)
+                )
+                values = [
+                    {
+                        "job": b.job,
+                        "number": b.number,
+                        "status": "pending" if b.skipped is None else "skipped",
+                        "result": b.result,
+                        "payload": b.payload,
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "started_at": b.started_at,
+                        "collected_at": now,
+                        "last_error": b.skipped,
+                    }
+                    for b in builds
+                ]
+                rows = connection.execute(statement, values).all()
+                inserted = sum(1 for row in rows if row.status == "pending")
+            if unhold:
+                for job, number in unhold:
+                    connection.execute(
+                        delete(HeldBuildRow).where(
+                            HeldBuildRow.job == job, HeldBuildRow.number == number
+                        )
+                    )
+            if hold:
+                connection.execute(
+                    self._dialect.insert(HeldBuildRow).on_conflict_do_nothing(
+                        index_elements=["job", "number"]
+                    ),
+                    [{"job": job, "number": number, "held_since": now} for job, number in hold],
+                )
+            if cursor is not None:
+                self._advance_cursor(connection, cursor[0], cursor[1], now)
+        return inserted
+
+    def _advance_cursor(self, connection: Connection, job: str, number: int, now: datetime) -> None:
+        statement = self._dialect.insert(JobCursorRow).values(
+            job=job, last_number=number, updated_at=now
+        )
+        excluded = statement.excluded
+        statement = statement.on_conflict_do_update(
+            index_elements=["job"],
+            # Never backwards: a late or concurrent writer must not re-open settled builds.
+            set_={
+                "last_number": self._dialect.greatest(
+                    JobCursorRow.last_number, excluded.last_number
+                ),
+                "updated_at": excluded.updated_at,
+            },
+        )
+        connection.execute(statement)
+
+    def restart_job(self, job: str) -> None:
+        """A job deleted and re-created under the same name starts again at #1: its cursor and
+        held numbers belonged to the old job (the one place a cursor moves backwards on its own;
+        the rows stay, and numbers the new job reuses are recorded ``skipped``)."""
+        with self._write() as connection:
+            connection.execute(delete(JobCursorRow).where(JobCursorRow.job == job))
+            connection.execute(delete(HeldBuildRow).where(HeldBuildRow.job == job))

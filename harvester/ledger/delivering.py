@@ -1,0 +1,170 @@
+"""The delivering half of the ledger: claims, leases, and what each attempt did to a row."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from harvester.attempt import Attempt
+from harvester.ledger.base import CLAIM_LEASE, LedgerBase
+from harvester.ledger.records import LedgerEntry
+from harvester.ledger.schema import BuildRow
+from harvester.ledger.statements import CLAIM_UPDATE, INSERT_ATTEMPT, RECORD_ATTEMPT
+
+
+class Delivering(LedgerBase):
+    def claim_due(self, now: datetime, limit: int, owner: str) -> list[LedgerEntry]:
+        """Pending rows whose next attempt is due, oldest build first, leased to ``owner`` so
+        that no other worker or replica sends them meanwhile."""
+        with self._write() as connection:
+            rows = connection.execute(self._claim_select, {"now": now, "limit": limit}).all()
+            if rows:
+                connection.execute(
+                    CLAIM_UPDATE,
+                    {"ids": [row.id for row in rows], "until": now + CLAIM_LEASE, "owner": owner},
+                )
+            return [LedgerEntry.from_row(row) for row in rows]
+
+    def renew(self, ids: Sequence[int], owner: str, now: datetime) -> set[int]:
+        """Extend ``owner``'s claims on ``ids``; returns the ids it still holds (a claim that
+        expired and was taken by another worker is lost: that worker sends the row)."""
+        if not ids:
+            return set()
+        with self._write() as connection:
+            rows = connection.execute(
+                update(BuildRow)
+                .where(
+                    BuildRow.id.in_(list(ids)),
+                    BuildRow.claimed_by == owner,
+                    BuildRow.status == "pending",
+                )
+                .values(claimed_until=now + CLAIM_LEASE)
+                .returning(BuildRow.id)
+            ).all()
+        return {row.id for row in rows}
+
+    def release(
+        self, ids: Sequence[int], owner: str, next_attempt_at: datetime | None = None
+    ) -> None:
+        """Hand back ``owner``'s claims on rows it did not finish (delivery stopped)."""
+        if not ids:
+            return
+        values: dict[str, Any] = {"claimed_until": None, "claimed_by": None}
+        if next_attempt_at is not None:
+            values["next_attempt_at"] = next_attempt_at
+        with self._write() as connection:
+            connection.execute(
+                update(BuildRow)
+                .where(
+                    BuildRow.id.in_(list(ids)),
+                    BuildRow.status == "pending",
+                    BuildRow.claimed_by == owner,
+                )
+                .values(**values)
+            )
+
+    def refund_attempts(self, ids: Sequence[int], now: datetime) -> None:
+        """Hand back one counted attempt of each row: its failure turned out to be the onset of
+        an outage, which spends no attempts (CONTRACT §7). A row that died of that attempt is
+        pending again."""
+        if not ids:
+            return
+        with self._write() as connection:
+            connection.execute(
+                update(BuildRow)
+                .where(
+                    BuildRow.id.in_(list(ids)),
+                    BuildRow.attempts > 0,
+                    BuildRow.status.in_(("pending", "dead")),
+                )
+                .values(attempts=BuildRow.attempts - 1, status="pending")
+            )
+
+    def release_dead_claims(self, owner_alive: Callable[[str], bool], now: datetime) -> int:
+        """Release the claims of owners that ``owner_alive`` says are gone (a process killed
+        mid-delivery), so their rows need not wait out the lease. Live owners keep theirs: a
+        catch-up started beside the daemon must not re-send the daemon's rows in flight."""
+        with self._write() as connection:
+            owners = connection.execute(
+                select(BuildRow.claimed_by)
+                .where(BuildRow.claimed_by.is_not(None), BuildRow.claimed_until > now)
+                .distinct()
+            ).scalars()
+            dead = [owner for owner in owners if owner is not None and not owner_alive(owner)]
+            if not dead:
+                return 0
+            result = connection.execute(
+                update(BuildRow)
+                .where(BuildRow.claimed_by.in_(dead))
+                .values(claimed_until=None, claimed_by=None)
+            )
+            return result.rowcount or 0
+
+    def record_attempt(
+        self,
+        entry_id: int,
+        outcome: Attempt,
+        *,
+        now: datetime,
+        max_attempts: int,
+        owner: str,
+        keep_claim: bool = False,
+    ) -> str:
+        """Write one delivery attempt and its effect on the row; returns the row's new status,
+        or ``lost`` when ``owner`` no longer holds the row (its claim expired and another worker
+        took it, or it was forgotten): then nothing is written, and that worker decides.
+
+        ``sent`` and ``dead`` are final. A ``retry`` counts toward ``max_attempts`` when
+        ``outcome.counted`` (the receiver was accepting other builds), and is ``dead`` once they
+        are spent. ``throttled``, ``credentials`` and ``url`` never count. With ``keep_claim``
+        the worker goes on retrying the row in this cycle and its claim is renewed."""
+        with self._write() as connection:
+            row = connection.execute(self._select_attempts, {"row_id": entry_id}).one_or_none()
+            if row is None or row.claimed_by != owner:
+                return "lost"
+            kind = outcome.outcome
+            counted = kind in ("sent", "dead") or (kind == "retry" and outcome.counted)
+            attempts = row.attempts + (1 if counted else 0)
+            error = outcome.error
+            next_attempt_at = None
+            sent_at = None
+            if kind == "sent":
+                status, error, sent_at = "sent", None, now
+            elif kind == "dead" or (kind == "retry" and attempts >= max_attempts):
+                status = "dead"
+                if kind != "dead":
+                    error = f"gave up after {attempts} attempts; last: {outcome.error}"
+            else:
+                status = "pending"
+                next_attempt_at = outcome.next_attempt_at or now
+            keep = keep_claim and status == "pending"
+            connection.execute(
+                RECORD_ATTEMPT,
+                {
+                    "row_id": entry_id,
+                    "new_status": status,
+                    "new_attempts": attempts,
+                    "http_status": outcome.http_status,
+                    "error": error,
+                    "next_at": next_attempt_at,
+                    "sent": sent_at,
+                    "body": outcome.body,
+                    "lease_until": now + CLAIM_LEASE if keep else None,
+                    "lease_owner": owner if keep else None,
+                },
+            )
+            connection.execute(
+                INSERT_ATTEMPT,
+                {
+                    "build_id": entry_id,
+                    "attempted_at": now,
+                    "outcome": "dead" if status == "dead" else kind,
+                    "http_status": outcome.http_status,
+                    "error": outcome.error,
+                    "duration_ms": outcome.duration_ms,
+                },
+            )
+            return status
