@@ -5,6 +5,7 @@ a **separate process**, so the figures for the harvester (CPU, peak RSS) are its
     python bench/run.py deliver    # issue 4: deliveries/s of pending rows, nothing else running
     python bench/run.py daemon     # issue 4: latency of builds finishing while `harvester run` runs
     python bench/run.py throttled  # issue 10: catch-up against a receiver limited to 100 POSTs / 3 s
+    python bench/run.py held       # issue 11: requests per cycle with a build running on every job
 
 ``catch-up`` defaults to the issue's instance: 500 jobs in folders and multibranch projects x 20
 builds, 5 stages x 4 steps, 20 ms per Jenkins request, jenkins.max_concurrency 8.
@@ -258,6 +259,7 @@ def bench_catch_up(args: argparse.Namespace) -> None:
             until=now,
             job_globs=[],
             progress=LogProgress(3600),
+            leave_cursors=True,  # as `harvester catch-up` without --until
         )
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         rss = peak_rss_mb()
@@ -284,13 +286,12 @@ def bench_catch_up(args: argparse.Namespace) -> None:
         print(f"  CPU {cpu:.1f} s = {cpu * 1000 / max(collected, 1):.2f} ms/build")
         print(f"  peak RSS {rss:.0f} MB (before the catch-up {rss_before:.0f} MB)")
 
-        # catch-up leaves cursors alone; the first regular cycle sets them (nothing to send)
-        harvester.collector().collect(resolve_when("365d", now))
+        # right after the catch-up: it left each job a cursor, so nothing is listed again
         inst.ask("reset")
         cpu0 = time.process_time()
         idle = harvester.collector().collect(resolve_when("7d", now))
         print(
-            f"idle cycle: {sum(inst.counts().values())} Jenkins request(s), "
+            f"idle cycle right after the catch-up: {sum(inst.counts().values())} Jenkins request(s), "
             f"{idle.builds_collected} collected, CPU {time.process_time() - cpu0:.2f} s"
         )
         close_harvester(harvester)
@@ -411,6 +412,50 @@ def bench_throttled(args: argparse.Namespace) -> None:
         )
 
 
+# -- held builds (issue 11) ------------------------------------------------------------------------
+
+
+def bench_held(args: argparse.Namespace) -> None:
+    """On each of --jobs jobs one build keeps running while a later one finishes: the cycle that
+    meets them collects the finished one and holds the running one; the cycles after re-check each
+    held build on its own (1 request) and list no job again."""
+    from harvester.app import build_harvester, close_harvester  # noqa: PLC0415
+    from harvester.config import settings_from_mapping  # noqa: PLC0415
+
+    shape = Shape(args.jobs, args.builds, args.stages, args.steps, 0)
+    with instance(shape) as inst, tempfile.TemporaryDirectory() as tmp:
+        settings = settings_from_mapping(inst.config(tmp))
+        harvester = build_harvester(settings, threading.Event())
+        since = datetime.now(tz=UTC) - timedelta(days=365)
+        harvester.collector().collect(since)  # the history, and a cursor per job
+        for job in inst.jobs:
+            inst.ask("start", job)  # one build running on every job (a Pipeline on `input`)...
+            inst.ask("finish", job, inst.ask("start", job))  # ...and a later one finished
+        inst.ask("reset")
+        first = harvester.collector().collect(since)
+        first_requests = dict(inst.counts())
+        per_cycle = []
+        for _ in range(args.cycles):
+            inst.ask("reset")
+            report = harvester.collector().collect(since)
+            per_cycle.append((sum(inst.counts().values()), report.builds_held, dict(inst.counts())))
+        close_harvester(harvester)
+    print(f"machine: {machine()}")
+    print(
+        f"held: {args.jobs} jobs, on each one build running and a later one finished; "
+        f"{args.cycles} cycles after"
+    )
+    print(
+        f"  the cycle that meets them: {sum(first_requests.values())} requests {first_requests}, "
+        f"{first.builds_held} held"
+    )
+    for requests, held, counts in per_cycle:
+        print(
+            f"  a later cycle: {requests} requests {counts} for {held} held builds = "
+            f"{(requests - 1) / max(held, 1):.2f} per held build (plus 1 discovery)"
+        )
+
+
 # -- latency under the daemon (issue 4) --------------------------------------------------------
 
 
@@ -501,6 +546,8 @@ def main() -> None:
     deliver = mode("deliver", "deliveries/s of pending rows", jobs=100, builds=20)
     deliver.add_argument("--sei-concurrency", type=int, default=4)
     deliver.add_argument("--rpm", type=float, default=0, help="sei.max_requests_per_minute")
+    held = mode("held", "requests per cycle with a build running on every job", jobs=100, builds=3)
+    held.add_argument("--cycles", type=int, default=3)
     throttled = mode("throttled", "catch-up against a rate-limited receiver", jobs=30, builds=20)
     throttled.add_argument("--limit", type=int, default=100, help="POSTs per window")
     throttled.add_argument("--window", type=float, default=3.0, help="seconds")
@@ -519,6 +566,7 @@ def main() -> None:
         "deliver": bench_deliver,
         "daemon": bench_daemon,
         "throttled": bench_throttled,
+        "held": bench_held,
     }
     modes[args.mode](args)
 

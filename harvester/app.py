@@ -87,6 +87,7 @@ def make_collector(
     *,
     stop: threading.Event | None = None,
     clock: Clock = now,
+    metrics: Metrics | None = None,
 ) -> Collector:
     """A collector as the settings say. ``ledger`` None: nothing is read from or written to it
     (``preview``)."""
@@ -99,6 +100,7 @@ def make_collector(
         clock=clock,
         workers=settings.jenkins.max_concurrency,
         stop=stop,
+        events=None if metrics is None else metrics.observe_collect,
     )
 
 

@@ -33,6 +33,16 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+        self.recreated_jobs = Counter(
+            "harvester_recreated_jobs",
+            "Jobs found deleted and re-created under the same name (collected from #1 again)",
+            registry=self.registry,
+        )
+        self.truncated_stages = Counter(
+            "harvester_truncated_stages",
+            "Stages sent with exactly 100 steps, wfapi's limit: raise StageNodeExt.maxChildNodes",
+            registry=self.registry,
+        )
         self.delivery_pauses = Counter(
             "harvester_delivery_pauses",
             "Times every delivery worker paused: throttled (429) or outage (probes)",
@@ -82,6 +92,13 @@ class Metrics:
             self.delivery_pauses.labels(reason=reason).inc()
         else:
             self.deliveries.labels(outcome=outcome).inc()
+
+    def observe_collect(self, event: str) -> None:
+        """``recreated`` (a job) or ``truncated`` (a stage)."""
+        if event == "recreated":
+            self.recreated_jobs.inc()
+        elif event == "truncated":
+            self.truncated_stages.inc()
 
     def observe_rows(self, counts: dict[str, int]) -> None:
         for status, count in counts.items():

@@ -48,6 +48,13 @@ class SimBuild:
     artifacts: list[str] = field(default_factory=list)
     stages: list[SimStage] | None = None
     extra_actions: list[dict[str, Any]] = field(default_factory=list)
+    # Pipeline shared libraries loaded: (remote URL, commit, branch), checked out before the
+    # project, so their git BuildData come first, as on real controllers.
+    libraries: list[tuple[str, str, str]] = field(default_factory=list)
+    # Archived files' contents, served at <build>/artifact/<path> (artifact manifests).
+    files: dict[str, bytes] = field(default_factory=dict)
+    # Keys that replace the build JSON's own: a build entry that fails validation.
+    broken: dict[str, Any] = field(default_factory=dict)
     building: bool | None = None  # None: same as in_progress (a Pipeline may differ briefly)
 
     def finish(self, result: str = "SUCCESS") -> None:

@@ -88,18 +88,11 @@ class JenkinsJson:
                 {"_class": "hudson.model.ParametersAction", "parameters": build.parameters}
             )
         actions.append({})
+        for url, sha, branch in build.libraries:
+            actions.append(_build_data(build.number, url, sha, branch))
         if build.repo_url or build.commits:
             sha = build.commits[-1] if build.commits else "0" * 40
-            branch = f"refs/remotes/origin/{build.branch or 'main'}"
-            actions.append(
-                {
-                    "_class": "hudson.plugins.git.util.BuildData",
-                    "buildsByBranchName": {branch: {"buildNumber": build.number}},
-                    "lastBuiltRevision": {"SHA1": sha, "branch": [{"SHA1": sha, "name": branch}]},
-                    "remoteUrls": [build.repo_url] if build.repo_url else [],
-                    "scmName": "",
-                }
-            )
+            actions.append(_build_data(build.number, build.repo_url, sha, build.branch or "main"))
         actions.extend(build.extra_actions)
         actions.append({"_class": "org.jenkinsci.plugins.displayurlapi.actions.RunDisplayAction"})
         items = [
@@ -143,6 +136,7 @@ class JenkinsJson:
             "timestamp": build.timestamp,
             "url": url,
         }
+        data.update(build.broken)
         if job.kind == PIPELINE:
             data["changeSets"] = [change_set] if items else []
         else:
@@ -211,3 +205,15 @@ class JenkinsJson:
             "pauseDurationMillis": 0,
             "stages": stages,
         }
+
+
+def _build_data(number: int, url: str | None, sha: str, branch: str) -> dict[str, Any]:
+    """A git plugin ``BuildData`` action, as a checkout leaves it on the build."""
+    name = f"refs/remotes/origin/{branch}"
+    return {
+        "_class": "hudson.plugins.git.util.BuildData",
+        "buildsByBranchName": {name: {"buildNumber": number}},
+        "lastBuiltRevision": {"SHA1": sha, "branch": [{"SHA1": sha, "name": name}]},
+        "remoteUrls": [url] if url else [],
+        "scmName": "",
+    }

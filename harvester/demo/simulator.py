@@ -230,6 +230,13 @@ class _Handler(QuietHandler):
             if rest[1:] == ["api", "json"]:
                 self._json(apply_tree(sim.build_json(node, full, build), tree))
                 return
+            if len(rest) > 2 and rest[1] == "artifact":
+                content = build.files.get("/".join(unquote(part) for part in rest[2:]))
+                if content is None:
+                    self._send(404, b"<html>Not Found</html>", "text/html")
+                else:
+                    self._send(200, content, "application/octet-stream")
+                return
             if sim.wfapi_installed and node.kind == PIPELINE:
                 if rest[1:] == ["wfapi", "describe"]:
                     # Like the plugin: steps (stageFlowNodes) only with fullStages=true.
@@ -262,6 +269,8 @@ def _kind(path: str) -> str:
         return "wfapi"
     if path.startswith("/crumbIssuer"):
         return "crumb"
+    if re.search(r"/\d+/artifact/", path):
+        return "artifact"
     if path == "/api/json":
         return "root"
     if re.search(r"/\d+/api/json$", path):

@@ -178,3 +178,58 @@ def test_only_claims_of_dead_owners_are_released(ledger: Ledger) -> None:
     assert ledger.claim_due(NOW, 10, "x") == []
     assert ledger.release_dead_claims(claim_owner_alive, NOW) == 2
     assert sorted(e.number for e in ledger.claim_due(NOW, 10, "x")) == [1, 2]
+
+
+def test_held_numbers_are_kept_until_released_and_restart_clears_them(ledger: Ledger) -> None:
+    ledger.add_pending([], now=NOW, hold=[("a", 3), ("a", 5), ("b", 1)], cursor=("a", 6))
+    ledger.add_pending([], now=NOW, hold=[("a", 3)])  # held twice: still once
+    assert ledger.held() == {"a": {3, 5}, "b": {1}}
+    ledger.add_pending([build("a", 3)], now=NOW, unhold=[("a", 3)])
+    assert ledger.held() == {"a": {5}, "b": {1}}
+    ledger.restart_job("a")  # re-created: its cursor and held numbers were the old job's
+    assert ledger.held() == {"b": {1}}
+    assert "a" not in ledger.cursors()
+
+
+def test_skipped_rows_and_reused_numbers(ledger: Ledger) -> None:
+    old = build("job", 1, minutes_ago=60)
+    reused = NewBuild("job", 1, None, "{}", NOW, skipped="number reused")
+    assert ledger.add_pending([old], now=NOW) == 1
+    assert ledger.add_pending([reused], now=NOW) == 0  # recorded, but not pending
+    assert ledger.add_pending([reused], now=NOW) == 0  # and only once
+    known = ledger.known("job", 0)
+    assert len(known[1]) == 2  # two start times under one number
+    entry = ledger.entry("job", 1)
+    assert entry is not None and entry.status == "skipped"  # the newest
+    assert [e.number for e in ledger.entries(status="skipped")] == [1]
+    assert ledger.stats().counts == {"pending": 1, "sent": 0, "dead": 0, "skipped": 1}
+    assert ledger.claim_due(NOW, 10, "test")[0].status == "pending"  # skipped is never sent
+    assert ledger.claim_due(NOW, 10, "test") == []
+
+
+def test_forget_of_a_build_not_in_the_ledger_changes_nothing(ledger: Ledger) -> None:
+    ledger.add_pending([build("a", 5)], now=NOW, cursor=("a", 9))
+    assert not ledger.forget("a", 7, NOW)
+    assert ledger.cursors() == {"a": 9}
+    assert ledger.forget("a", 5, NOW)
+    assert ledger.cursors() == {"a": 4}
+
+
+def test_a_ledger_of_an_earlier_version_upgrades_in_place(ledger_url: str) -> None:
+    engine = sqlalchemy.create_engine(ledger_url)
+    old = Ledger.open(ledger_url, migrate=False)
+    old.upgrade("0002")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO builds (job, number, status, result, payload, attempts, next_attempt_at,"
+            " started_at, collected_at, sent_at) VALUES ('a', 1, 'sent', 'SUCCESS', '{}', 1,"
+            " '2026-11-28 12:00:00', '2026-11-28 11:00:00', '2026-11-28 12:00:00',"
+            " '2026-11-28 12:00:01')"
+        )
+    old.close()
+    ledger = Ledger.open(ledger_url)  # every command upgrades it first
+    entry = ledger.entry("a", 1)
+    assert entry is not None and (entry.status, entry.attempts) == ("sent", 1)
+    assert ledger.claim_due(NOW + timedelta(days=9), 10, "x") == []  # nothing sent again
+    ledger.close()
+    engine.dispose()
