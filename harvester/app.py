@@ -9,7 +9,7 @@ import threading
 from datetime import UTC, datetime
 
 from harvester.collect.collector import Collector
-from harvester.config import DEFAULT_RESULT_MAP, Settings
+from harvester.config import DEFAULT_RESULT_MAP, LedgerSettings, Settings
 from harvester.cycle import Clock, Harvester
 from harvester.daemon.metrics import Metrics
 from harvester.delivery.deliverer import Deliverer
@@ -64,7 +64,7 @@ def webhook_client(settings: Settings) -> WebhookClient:
     )
 
 
-def open_ledger(settings: Settings) -> Ledger:
+def open_ledger(settings: Settings | LedgerSettings) -> Ledger:
     # Every command that opens the ledger migrates it first (CONTRACT §2, db upgrade).
     return Ledger.open(settings.ledger.url, migrate=True)
 

@@ -129,7 +129,7 @@ def scan_job(
                 settled.rows.append(collector.skipped(job, number, timestamp, reason))
                 continue
             if sink is not None:
-                if build.finished:
+                if build.finished and not collector.stop.is_set():
                     sink(collector.payload(job, build).model_dump(mode="json", exclude_none=True))
                 continue
             collector.settle(job, build, settled)

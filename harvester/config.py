@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 import yaml
 from pydantic import (
@@ -22,10 +23,17 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from harvester.errors import ConfigError
+from harvester.util import envvars
 from harvester.util.timeparse import parse_duration
+from harvester.util.urls import without_userinfo
 
 DEFAULT_CONFIG_PATH = Path("config.yaml")
 CONFIG_PATH_ENV = "HARVESTER_CONFIG"
@@ -237,7 +245,11 @@ class Settings(BaseSettings):
     @property
     def instance_url(self) -> str:
         """``sei.instance_url`` (default ``jenkins.url``), ending in exactly one ``/``."""
-        return (self.sei.instance_url or self.jenkins.url).rstrip("/") + "/"
+        # Never with credentials: a jenkins.url with user:password@ must not reach SEI.
+        return without_userinfo(self.sei.instance_url or self.jenkins.url).rstrip("/") + "/"
+
+
+S = TypeVar("S", Settings, "LedgerSettings")
 
 
 def _friendly(error: dict[str, Any]) -> ConfigError:
@@ -262,8 +274,69 @@ def config_path(explicit: str | None) -> Path:
     return Path(os.environ.get(CONFIG_PATH_ENV) or DEFAULT_CONFIG_PATH)
 
 
+class LedgerSettings(BaseSettings):
+    """What ``ledger ...`` and ``db upgrade`` need: the ``ledger`` and ``logging`` sections. The
+    others may be there (one file serves every command) but are not validated, so these commands
+    need no Jenkins or webhook secrets."""
+
+    model_config = Settings.model_config
+
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    jenkins: dict[str, Any] | None = None
+    sei: dict[str, Any] | None = None
+    mapping: dict[str, Any] | None = None
+    harvest: dict[str, Any] | None = None
+    server: dict[str, Any] | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)  # as Settings: the environment wins over the file
+
+
+def check_environment(environ: Mapping[str, str] | None = None) -> None:
+    """Every ``HARVESTER_...`` variable must name a setting (CONTRACT §3): a typo such as
+    ``HARVESTER_SEI_TOKEN`` (one underscore) is reported, not silently ignored."""
+    unknown = envvars.unknown_variable(Settings, "HARVESTER_", {CONFIG_PATH_ENV}, environ)
+    if unknown is not None:
+        name, close = unknown
+        hint = f"did you mean {close}? " if close else ""
+        raise ConfigError(
+            name,
+            f"this environment variable names no setting; {hint}(HARVESTER_<SECTION>__<KEY>, "
+            "section and key joined by two underscores)",
+        )
+
+
+def _environment_problem(exc: SettingsError) -> ConfigError:
+    """Which variable pydantic-settings could not read: a list or mapping not written as JSON."""
+    name = envvars.unparsable_collection(Settings, "HARVESTER_")
+    if name is not None:
+        return ConfigError(
+            name, f"""a list or mapping is written as JSON, e.g. {name}='["team-a/**"]'"""
+        )
+    return ConfigError("environment", str(exc).split(" from source")[0])
+
+
 def load_settings(path: Path) -> Settings:
     """Read ``path`` (YAML) and the environment into validated settings, or raise ConfigError."""
+    return _load(path, Settings)
+
+
+def load_ledger_settings(path: Path) -> LedgerSettings:
+    """Like :func:`load_settings`, but only the ``ledger`` and ``logging`` sections count."""
+    return _load(path, LedgerSettings)
+
+
+def _load(path: Path, model: type[S]) -> S:
+    check_environment()
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -272,26 +345,36 @@ def load_settings(path: Path) -> Settings:
         ) from None
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read the config file ({exc.strerror})") from None
-    return settings_from_yaml(text, source=str(path))
+    return settings_from_mapping(_yaml(text, str(path)), model)
 
 
-def settings_from_yaml(text: str, *, source: str = "config") -> Settings:
+def _yaml(text: str, source: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(source, f"not valid YAML ({exc})") from None
+        # Name the place, never the text: the offending line may hold a token (CONTRACT §3).
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or "cannot be parsed"
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(source, f"not valid YAML{where}: {problem}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(
             source, "the top level must be a mapping of sections (jenkins:, sei:, ...)"
         )
-    return settings_from_mapping(data)
+    return data
 
 
-def settings_from_mapping(data: dict[str, Any]) -> Settings:
+def settings_from_yaml(text: str, *, source: str = "config") -> Settings:
+    return settings_from_mapping(_yaml(text, source))
+
+
+def settings_from_mapping(data: dict[str, Any], model: type[S] = Settings) -> S:  # type: ignore[assignment]
     try:
-        return Settings(**data)
+        return model(**data)
+    except SettingsError as exc:
+        raise _environment_problem(exc) from None
     except ValidationError as exc:
         errors = exc.errors(include_input=False)
         first = _friendly(dict(errors[0]))

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from harvester.util.urls import scrub
+
 
 class ExitCode:
     """Exit codes of CONTRACT §2."""
@@ -62,7 +64,7 @@ class HarvesterError(Exception):
             text = f"{text} ({', '.join(where)})"
         if self.hint:
             text = f"{text}: {self.hint}"
-        return text
+        return scrub(text)  # a URL's password never reaches a message
 
 
 class UsageError(HarvesterError):

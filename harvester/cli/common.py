@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from harvester.config import Settings, config_path, load_settings
+from harvester.config import (
+    LedgerSettings,
+    Settings,
+    config_path,
+    load_ledger_settings,
+    load_settings,
+)
 from harvester.util.logs import configure_logging
+from harvester.util.urls import mask
 
 
 def settings(args: argparse.Namespace) -> Settings:
@@ -15,14 +22,16 @@ def settings(args: argparse.Namespace) -> Settings:
     return loaded
 
 
+def ledger_settings(args: argparse.Namespace) -> LedgerSettings:
+    """The ``ledger`` and ``logging`` sections only: ``ledger ...`` and ``db`` need no secrets."""
+    loaded = load_ledger_settings(config_path(args.config))
+    configure_logging(args.log_level or loaded.logging.level, loaded.logging.format)
+    return loaded
+
+
 def safe_url(url: str) -> str:
-    """The ledger URL without its password, for messages."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        credentials, _, host = rest.rpartition("@")
-        user = credentials.split(":", 1)[0]
-        rest = f"{user}:***@{host}"
-    return f"{scheme}{sep}{rest}"
+    """A URL without its password, for messages."""
+    return mask(url)
 
 
 def build_number(text: str) -> int:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import sys
@@ -18,25 +19,23 @@ from harvester.app import (
     make_collector,
     now,
     open_ledger,
-    webhook_client,
 )
 from harvester.catchup import LogProgress, Progress, catch_up
 from harvester.cli import output
 from harvester.cli.common import safe_url, settings
 from harvester.cli.output import complain, say
 from harvester.collect.preview import preview
-from harvester.config import Settings, config_path, settings_from_mapping
+from harvester.config import settings_from_mapping
+from harvester.cycle import Harvester
 from harvester.daemon.scheduler import run_forever
+from harvester.daemon.signals import stop_on_signals
 from harvester.daemon.status import Health, StatusServer
 from harvester.demo import Receiver, Simulator, demo_instance
 from harvester.errors import (
+    ConfigError,
     ExitCode,
-    HarvesterError,
     UsageError,
-    WebhookCredentialsRejected,
-    WebhookUrlRejected,
 )
-from harvester.sei.webhook import WebhookClient
 from harvester.util.logs import configure_logging
 from harvester.util.timeparse import iso_utc, resolve_when, to_epoch_ms
 
@@ -48,12 +47,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     harvester = build_harvester(config, stop)
     try:
+        _note_since(harvester, config.harvest.since)
         if args.once:
-            return harvester.run_cycle().exit_code
+            with stop_on_signals(stop):
+                result = harvester.run_cycle()
+            if stop.is_set():
+                complain(f"interrupted; {result.summary()}")
+                return result.exit_code or ExitCode.WORK_LEFT
+            return result.exit_code
         health = Health(config.harvest.interval_seconds)
         server = None
         if config.server.address is not None:
-            server = StatusServer(config.server.address, harvester.metrics, health).start()
+            try:
+                server = StatusServer(config.server.address, harvester.metrics, health).start()
+            except OSError as exc:
+                raise ConfigError(
+                    "server.listen",
+                    f"{config.server.listen} cannot be served ({exc.strerror or exc}): "
+                    + (
+                        "it is in use; stop what listens there or choose another port"
+                        if exc.errno == errno.EADDRINUSE
+                        else "choose an address of this host"
+                    ),
+                ) from None
             log.info("serving /healthz and /metrics on %s", config.server.listen)
 
         def cycle() -> None:
@@ -62,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         log.info(
             "harvesting %s every %.0f s into %s",
-            config.jenkins.url,
+            safe_url(config.jenkins.url),
             config.harvest.interval_seconds,
             safe_url(config.ledger.url),
         )
@@ -76,6 +92,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         close_harvester(harvester)
 
 
+def _note_since(harvester: Harvester, since: str) -> None:
+    """``harvest.since`` applies to jobs seen for the first time: changing it does nothing for the
+    others, which a user who changed it expects to know."""
+    before = harvester.ledger.swap_note("harvest.since", since)
+    if before is not None and before != since:
+        log.warning(
+            "harvest.since changed from %s to %s: it applies to jobs seen for the first time; "
+            "jobs already harvested keep their cursors. For older builds of those, run "
+            "`harvester catch-up --since %s`",
+            before,
+            since,
+            since,
+        )
+
+
 def cmd_catch_up(args: argparse.Namespace) -> int:
     moment = now()
     try:
@@ -87,7 +118,9 @@ def cmd_catch_up(args: argparse.Namespace) -> int:
         raise UsageError(f"--since ({iso_utc(since)}) must be before --until ({iso_utc(until)})")
     config = settings(args)
     progress: Progress = output.BarProgress() if sys.stderr.isatty() else LogProgress()
+    stop = threading.Event()
     with ExitStack() as resources:
+        resources.enter_context(stop_on_signals(stop))
         sink = None
         deliverer = None
         if args.dry_run:
@@ -96,13 +129,13 @@ def cmd_catch_up(args: argparse.Namespace) -> int:
             resources.callback(jenkins.close)
             ledger = open_ledger(config)
             resources.callback(ledger.close)
-            collector = make_collector(config, jenkins, ledger)
+            collector = make_collector(config, jenkins, ledger, stop=stop)
 
             def sink(payload: dict[str, object]) -> None:
                 say(json.dumps(payload, ensure_ascii=False))
 
         else:
-            harvester = build_harvester(config, threading.Event())
+            harvester = build_harvester(config, stop)
             resources.callback(close_harvester, harvester)
             collector, deliverer = harvester.collector(), harvester.deliverer()
         result = catch_up(
@@ -117,9 +150,11 @@ def cmd_catch_up(args: argparse.Namespace) -> int:
             sink=sink,
         )
     collect, delivery = result.collect, result.delivery
+    if stop.is_set():
+        complain("interrupted: a re-run sends only what is left")
     if args.dry_run:
         complain(f"dry run: {result.jobs} job(s) scanned; nothing was written or sent")
-        return ExitCode.WORK_LEFT if collect.job_errors else ExitCode.OK
+        return ExitCode.WORK_LEFT if collect.job_errors or stop.is_set() else ExitCode.OK
     complain(
         f"catch-up: {result.jobs} job(s), {collect.builds_collected} collected, "
         f"{delivery.delivered} delivered, {delivery.retrying} left pending, {delivery.dead} dead, "
@@ -129,7 +164,7 @@ def cmd_catch_up(args: argparse.Namespace) -> int:
         complain(f"error: {delivery.stopping_error}")
     elif delivery.receiver_down:
         complain("error: the webhook failed every delivery; re-run to send what is left")
-    return result.exit_code
+    return result.exit_code or (ExitCode.WORK_LEFT if stop.is_set() else ExitCode.OK)
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
@@ -145,178 +180,6 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 DEMO_GUID = "3f2b8c1e-0d4a-4c55-9e1b-7a6f5d4c3b2a"
-PLACEHOLDER_GUID = "00000000-0000-0000-0000-000000000000"
-PLACEHOLDER_TOKENS = frozenset({"change-me", "changeme", "...", "xxx", "todo", "<token>", "token"})
-
-
-def _placeholder(secret: str) -> bool:
-    return secret.strip().lower() in PLACEHOLDER_TOKENS or "change-me" in secret.lower()
-
-
-class _Checks:
-    """The lines of ``check`` and the exit code they add up to."""
-
-    def __init__(self) -> None:
-        self.code = ExitCode.OK
-
-    def ok(self, what: str, text: str) -> None:
-        say(f"ok   {what}: {text}")
-
-    def warn(self, what: str, text: str) -> None:
-        say(f"WARN {what}: {text}")
-
-    def skip(self, what: str, text: str) -> None:
-        say(f"skip {what}: {text}")
-
-    def fail(self, what: str, text: str, code: int = ExitCode.WORK_LEFT) -> None:
-        say(f"FAIL {what}: {text}")
-        # The most specific code wins: Jenkins (3), then the webhook (4), then anything else (1).
-        if _CHECK_RANK[code] > _CHECK_RANK[self.code]:
-            self.code = code
-
-
-_CHECK_RANK = {
-    ExitCode.OK: 0,
-    ExitCode.WORK_LEFT: 1,
-    ExitCode.WEBHOOK_CREDENTIALS: 2,
-    ExitCode.JENKINS_UNREACHABLE: 3,
-}
-
-
-def _check_ledger(config: Settings, checks: _Checks) -> None:
-    try:
-        ledger = open_ledger(config)
-        try:
-            ledger.probe_write(now())
-        finally:
-            ledger.close()
-    except HarvesterError as exc:
-        checks.fail("ledger", str(exc))
-        return
-    checks.ok("ledger", f"{safe_url(config.ledger.url)} opens and can be written")
-
-
-def _check_jenkins(config: Settings, checks: _Checks) -> None:
-    if _placeholder(config.jenkins.secret.get_secret_value()):
-        checks.fail(
-            "jenkins",
-            "jenkins.api_token is a placeholder: set the harvester user's API token",
-            ExitCode.JENKINS_UNREACHABLE,
-        )
-        return
-    jenkins = jenkins_client(config)
-    try:
-        version = jenkins.version()
-        user = jenkins.whoami()
-        checks.ok(
-            "jenkins",
-            f"{config.jenkins.url} answers (Jenkins {version or 'version unknown'}), "
-            f"authenticated as {user}",
-        )
-        jobs = jenkins.discover()
-        checks.ok("jenkins", f"{len(jobs)} job(s) visible")
-        pipeline = next(
-            (j for j in jobs if j.is_pipeline and j.last_completed_build is not None), None
-        )
-        if pipeline is None or pipeline.last_completed_build is None:
-            checks.skip("wfapi", "no finished Pipeline build to ask about")
-        elif jenkins.pipeline_run(pipeline.full_name, pipeline.last_completed_build) is None:
-            checks.fail(
-                "wfapi",
-                f"404 for {pipeline.full_name}: install the Pipeline Stage View plugin, or "
-                "builds are sent without stages",
-            )
-        else:
-            checks.ok("wfapi", f"answers for {pipeline.full_name}")
-    except HarvesterError as exc:
-        checks.fail("jenkins", str(exc), ExitCode.JENKINS_UNREACHABLE)
-    finally:
-        jenkins.close()
-
-
-def _check_webhook(config: Settings, checks: _Checks) -> None:
-    if _placeholder(config.sei.secret.get_secret_value()):
-        checks.fail(
-            "webhook",
-            "sei.token is a placeholder: set the SEI API key (nothing was sent)",
-            ExitCode.WEBHOOK_CREDENTIALS,
-        )
-        return
-    webhook = webhook_client(config)
-    try:
-        try:
-            status = webhook.probe_empty()
-        except (WebhookCredentialsRejected, WebhookUrlRejected) as exc:
-            checks.fail("webhook", str(exc), ExitCode.WEBHOOK_CREDENTIALS)
-            return
-        except HarvesterError as exc:
-            checks.fail("webhook", str(exc))
-            return
-        if status == 400:
-            checks.ok(
-                "webhook",
-                f"{config.sei.url} refused an empty body (HTTP 400, before storing anything): "
-                "the URL and the credentials work",
-            )
-        elif 200 <= status < 300:
-            checks.warn(
-                "webhook",
-                f"{config.sei.url} accepted an empty body (HTTP {status}): the credentials work, "
-                "but this receiver does not validate builds as SEI does",
-            )
-        else:
-            checks.fail("webhook", f"{config.sei.url} answered HTTP {status} to an empty body")
-            return
-        _check_instance(config, webhook, checks)
-    finally:
-        webhook.close()
-
-
-def _check_instance(config: Settings, webhook: WebhookClient, checks: _Checks) -> None:
-    guid = config.sei.instance_guid
-    if guid == PLACEHOLDER_GUID:
-        checks.fail(
-            "instance",
-            "sei.instance_guid is the all-zero placeholder: set the GUID of your SEI CI/CD "
-            "instance (SEI accepts builds for an unknown instance and then drops them)",
-            ExitCode.WEBHOOK_CREDENTIALS,
-        )
-        return
-    try:
-        status = webhook.instance_status(guid)
-    except HarvesterError as exc:
-        checks.fail("instance", str(exc))
-        return
-    if status is None:
-        checks.skip("instance", "sei.url does not end in /v1/custom-cicd: not an SEI URL")
-    elif status == 200:
-        checks.ok("instance", f"SEI knows instance {guid}")
-    elif status == 404:
-        checks.fail(
-            "instance",
-            f"SEI has no instance {guid}: check sei.instance_guid (SEI answers 202 for builds "
-            "of an unknown instance and then drops them)",
-            ExitCode.WEBHOOK_CREDENTIALS,
-        )
-    elif status in (401, 403):
-        checks.ok("instance", f"cannot verify {guid} (HTTP {status}: the key may not read it)")
-    else:
-        checks.warn("instance", f"cannot verify {guid} (HTTP {status})")
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    """Prove each part without storing anything anywhere (CONTRACT §7)."""
-    try:
-        config = settings(args)
-    except HarvesterError as exc:
-        say(f"FAIL config: {exc}")
-        raise
-    checks = _Checks()
-    checks.ok("config", str(config_path(args.config)))
-    _check_ledger(config, checks)
-    _check_jenkins(config, checks)
-    _check_webhook(config, checks)
-    return checks.code
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from importlib import resources
 
 from harvester.app import now, open_ledger
 from harvester.cli import output
-from harvester.cli.common import safe_url, settings
+from harvester.cli.common import ledger_settings, safe_url
 from harvester.cli.output import say
 from harvester.errors import ExitCode, NotFoundInLedger, UsageError
 from harvester.ledger import Ledger, LedgerEntry
@@ -48,14 +50,14 @@ def entry_of(ledger: Ledger, job: str, build: int) -> LedgerEntry:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    loaded = settings(args)
+    loaded = ledger_settings(args)
     open_ledger(loaded).close()
     say(f"ledger at {safe_url(loaded.ledger.url)} is up to date")
     return ExitCode.OK
 
 
 def cmd_ledger_list(args: argparse.Namespace) -> int:
-    ledger = open_ledger(settings(args))
+    ledger = open_ledger(ledger_settings(args))
     try:
         entries = ledger.entries(status=args.status, job_glob=args.job, limit=args.limit)
         output.print_entries(entries, as_json=args.json)
@@ -65,7 +67,7 @@ def cmd_ledger_list(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger_show(args: argparse.Namespace) -> int:
-    ledger = open_ledger(settings(args))
+    ledger = open_ledger(ledger_settings(args))
     try:
         entry = entry_of(ledger, args.job, args.build)
         output.print_entry(entry, ledger.history(entry.id), as_json=args.json)
@@ -86,7 +88,7 @@ def cmd_ledger_retry(args: argparse.Namespace) -> int:
         raise UsageError("ledger retry JOB needs a BUILD number too")
     if args.job_glob is not None and args.job is not None:
         raise UsageError("--job GLOB goes with --dead or --pending")
-    ledger = open_ledger(settings(args))
+    ledger = open_ledger(ledger_settings(args))
     try:
         if args.job is not None:
             entry = entry_of(ledger, args.job, args.build)
@@ -113,7 +115,7 @@ def cmd_ledger_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger_forget(args: argparse.Namespace) -> int:
-    ledger = open_ledger(settings(args))
+    ledger = open_ledger(ledger_settings(args))
     try:
         job = resolve_job(ledger, args.job)
         if not ledger.forget(job, args.build, now()):
@@ -125,9 +127,17 @@ def cmd_ledger_forget(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger_stats(args: argparse.Namespace) -> int:
-    ledger = open_ledger(settings(args))
+    ledger = open_ledger(ledger_settings(args))
     try:
         output.print_stats(ledger.stats(), as_json=args.json)
     finally:
         ledger.close()
+    return ExitCode.OK
+
+
+def cmd_config_example(args: argparse.Namespace) -> int:
+    """The documented example config, as shipped in the package."""
+    sys.stdout.write(
+        resources.files("harvester").joinpath("config.example.yaml").read_text("utf-8")
+    )
     return ExitCode.OK

@@ -263,6 +263,15 @@ class Collector:
         cursor = scan.new_cursor(
             job.last_build, job.last_completed_build, stopped=self.stop.is_set()
         )
+        log.debug(
+            "%s: scanned above #%d, newest seen #%d, held %s: cursor %s",
+            job.full_name,
+            window.above,
+            scan.newest_seen,
+            sorted(scan.held) or "none",
+            "stays" if cursor is None else f"-> #{cursor}",
+            extra={"job": job.full_name, "cursor": cursor, "held": sorted(scan.held)},
+        )
         if cursor is not None:
             self.ledger.add_pending([], now=self.clock(), cursor=(job.full_name, cursor))
         report.add(collected=collected, held=len(scan.held), scanned=1, skipped=skipped)
@@ -303,6 +312,8 @@ class Collector:
         if not build.finished:
             settled.hold.append(build.number)
             return
+        if self.stop.is_set() and self.details.needs_requests(job, build):
+            return  # stopping: no new request; the cursor stays, so it is collected next time
         try:
             payload = self.payload(job, build)
         except HarvesterError as exc:

@@ -42,6 +42,15 @@ class BuildDetails:
     def job_ref(self, job: DiscoveredJob) -> JobRef:
         return JobRef(job.full_name, job.multibranch_project, job.is_pipeline)
 
+    def needs_requests(self, job: DiscoveredJob, build: Build) -> bool:
+        """Whether :meth:`payload` would ask Jenkins anything (wfapi, an upstream build, a
+        manifest), which a stopping harvester must not start."""
+        return (
+            job.is_pipeline
+            or bool(manifests_of(build))
+            or any(cause.upstreamProject is not None for cause in build.causes)
+        )
+
     def payload(self, job: DiscoveredJob, build: Build) -> Payload:
         """The payload of one finished build; raises a HarvesterError when a detail cannot be
         loaded (the build is then held back and re-checked)."""

@@ -8,14 +8,14 @@ default of 1 s silently drops runs when the machine is busy.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
+
+from harvester.daemon.signals import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +48,10 @@ def run_forever(
         misfire_grace_time=max(int(interval_seconds), 1),
     )
 
-    def shut_down(signum: int, _frame: FrameType | None) -> None:
-        log.info(
-            "%s received: finishing the request in flight, then exiting",
-            signal.Signals(signum).name,
-        )
-        stop.set()
+    def shut_down() -> None:
         # From a thread: shutdown(wait=True) joins the cycle, which must not block the handler.
         threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, daemon=True).start()
 
-    previous = {sig: signal.signal(sig, shut_down) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    with stop_on_signals(stop, shut_down):
         scheduler.start()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     log.info("stopped")

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +42,7 @@ from harvester.errors import (
 from harvester.jenkins.discovery import Container, DiscoveredJob, discovery_tree, walk
 from harvester.jenkins.models import BUILD_FIELDS, BUILDS_PAGE, CAUSE_FIELDS
 from harvester.util import names
+from harvester.util.urls import without_userinfo
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,8 @@ class JenkinsClient:
         backoff_factor: float = 0.5,
         observer: RequestObserver | None = None,
     ) -> None:
+        # Credentials come from jenkins.username/api_token; any in the URL are dropped, never shown.
+        url = without_userinfo(url)
         self.base_url = url if url.endswith("/") else url + "/"
         self._server = python_jenkins.Jenkins(
             self.base_url, username=username, password=api_token, timeout=timeout
@@ -141,6 +146,7 @@ class JenkinsClient:
         url = self.base_url + path
         shown = url.split("?", 1)[0]
         status: int | None = None
+        started = time.perf_counter()
         try:
             with self._slots:
                 response: requests.Response = self._server.jenkins_request(
@@ -149,6 +155,13 @@ class JenkinsClient:
             status = response.status_code
         except python_jenkins.NotFoundException:
             status = 404
+            if job is None and path.startswith(("api/json", "whoAmI/")):
+                raise JenkinsUnreachable(
+                    "404 on the API root: does jenkins.url need the context path, e.g. /jenkins/?",
+                    url=shown,
+                    status=404,
+                    hint="set jenkins.url to the address Jenkins' own pages are under",
+                ) from None
             raise JenkinsNotFound(
                 "Jenkins has no such item", job=job, build=build, url=shown, status=404
             ) from None
@@ -175,6 +188,12 @@ class JenkinsClient:
             status = _status_of(exc)
             raise self._http_failure(status, job, build, shown) from None
         except requests.exceptions.SSLError as exc:
+            if "wrong version number" in str(exc).lower():
+                raise JenkinsUnreachable(
+                    "wrong version number: is jenkins.url https on a plain-http port?",
+                    url=shown,
+                    hint="use http:// in jenkins.url if Jenkins serves plain HTTP there",
+                ) from None
             # A configuration problem, not a transient one: retrying will not make it trusted.
             raise JenkinsUnreachable(
                 f"Jenkins' TLS certificate cannot be verified ({_tls_reason(exc)})",
@@ -188,6 +207,15 @@ class JenkinsClient:
             ) from None
         finally:
             self._count(kind, status)
+            if log.isEnabledFor(logging.DEBUG):
+                took = (time.perf_counter() - started) * 1000
+                log.debug(
+                    "GET %s -> %s in %.0f ms",
+                    shown.removeprefix(self.base_url) or "/",
+                    status if status is not None else "no answer",
+                    took,
+                    extra={"method": "GET", "path": shown, "status": status, "ms": round(took)},
+                )
         return response
 
     def get_json(
@@ -342,6 +370,23 @@ def _tls_reason(exc: BaseException) -> str:
     return text[start:].split(" (_ssl", 1)[0].rstrip(")'\"") if start >= 0 else _reason(exc)
 
 
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+_HINTS = (
+    ("Name or service not known", "host not found"),
+    ("nodename nor servname", "host not found"),
+    ("Temporary failure in name resolution", "host not found"),
+    ("timed out", "timed out"),
+    ("RemoteDisconnected", "the connection was closed without an answer"),
+)
+
+
 def _reason(exc: BaseException) -> str:
+    """The root cause in a few words (``connection refused``), not urllib3's wrapping of it."""
     text = str(exc)
+    found = _ERRNO.search(text)
+    if found:
+        return found.group(1).strip().lower()
+    for needle, words in _HINTS:
+        if needle in text:
+            return words
     return text if len(text) < 200 else text[:200] + "..."

@@ -85,6 +85,15 @@ class HeldBuildRow(Base):
     held_since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class NoteRow(Base):
+    """What the last run was configured with, where a change needs a word to the user."""
+
+    __tablename__ = "notes"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 class CycleRow(Base):
     __tablename__ = "cycles"
 

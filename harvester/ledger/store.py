@@ -26,7 +26,13 @@ from harvester.ledger.records import (
     LedgerStats,
     utc,
 )
-from harvester.ledger.schema import BuildRow, CycleRow, DeliveryAttemptRow, JobCursorRow
+from harvester.ledger.schema import (
+    BuildRow,
+    CycleRow,
+    DeliveryAttemptRow,
+    JobCursorRow,
+    NoteRow,
+)
 from harvester.util.names import glob_match
 
 
@@ -189,6 +195,21 @@ class Ledger(Collecting, Delivering):
             return connection.execute(
                 select(func.count()).select_from(BuildRow).where(BuildRow.status == "pending")
             ).scalar_one()
+
+    def swap_note(self, key: str, value: str) -> str | None:
+        """Record ``value`` under ``key``; returns what was recorded before (None: nothing)."""
+        with self._write() as connection:
+            before = connection.execute(
+                select(NoteRow.value).where(NoteRow.key == key)
+            ).scalar_one_or_none()
+            if before != value:
+                statement = self._dialect.insert(NoteRow).values(key=key, value=value)
+                connection.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=["key"], set_={"value": statement.excluded.value}
+                    )
+                )
+            return before
 
     def record_cycle(
         self,

@@ -9,6 +9,7 @@ cycle, rows stay pending); any other 4xx means this payload will never be accept
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
@@ -31,6 +32,8 @@ RETRY_AFTER_CAP_SECONDS = 3600.0
 BODY_EXCERPT_BYTES = 500
 WRONG_URL_STATUSES = frozenset({404, 405})
 CICD_PATH_SUFFIX = "/v1/custom-cicd"
+
+log = logging.getLogger(__name__)
 
 AttemptHook = Callable[[Attempt], None]
 Admit = Callable[[], bool]
@@ -96,8 +99,9 @@ class WebhookClient:
         self._client.close()
 
     def _post(self, body: bytes) -> httpx.Response:
+        started = time.perf_counter()
         try:
-            return self._client.post(self.url, content=body)
+            response = self._client.post(self.url, content=body)
         except httpx.TimeoutException as exc:
             raise WebhookTransientError(
                 f"the webhook did not answer in time ({exc.__class__.__name__})", url=self.url
@@ -106,6 +110,16 @@ class WebhookClient:
             raise WebhookTransientError(
                 f"cannot reach the webhook ({exc.__class__.__name__}: {exc})", url=self.url
             ) from None
+        if log.isEnabledFor(logging.DEBUG):
+            took = (time.perf_counter() - started) * 1000
+            log.debug(
+                "POST %s -> %d in %.0f ms",
+                self.url.split("?", 1)[0],
+                response.status_code,
+                took,
+                extra={"method": "POST", "status": response.status_code, "ms": round(took)},
+            )
+        return response
 
     def _refusal(self, response: httpx.Response) -> Exception | None:
         """The error for an answer that concerns every build (credentials, URL), else None."""
@@ -183,7 +197,9 @@ class WebhookClient:
 
         def backoff(exc: Exception) -> bool | float:
             if isinstance(exc, WebhookTransientError):
-                return exc.retry_after if exc.retry_after is not None else True
+                # Capped: a stop must not wait out a long Retry-After between two attempts; the
+                # row's next attempt after this cycle still honours it.
+                return min(exc.retry_after, wait_max) if exc.retry_after is not None else True
             return False
 
         try:

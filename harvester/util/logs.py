@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from harvester.util.urls import scrub
+
 # Attributes every LogRecord has; anything else was passed with extra= and is structured context.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -28,8 +30,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _Scrub(logging.Filter):
+    """No URL's password in any log line (CONTRACT §3), whoever logs it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "@" in message:
+            record.msg, record.args = scrub(message), None
+        return True
+
+
 def configure_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_Scrub())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
@@ -37,6 +50,9 @@ def configure_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Library chatter at INFO (every HTTP request) drowns the harvester's own lines.
+    # Library chatter (every HTTP request, with library internals) drowns the harvester's own
+    # lines, which say the same in a user's words; DEBUG adds our own line per request instead.
     for noisy in ("httpx", "httpcore", "urllib3", "apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # stamina logs "stamina.retry_scheduled" with no detail; the deliverer says what failed.
+    logging.getLogger("stamina").setLevel(logging.ERROR)

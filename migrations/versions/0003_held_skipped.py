@@ -1,5 +1,6 @@
 """Held build numbers per job, and ``skipped`` rows: a build's key is (job, number, start time), so
-that a number reused by a re-created job can be recorded beside the old job's build.
+that a number reused by a re-created job can be recorded beside the old job's build. And notes: what
+the last run was configured with (``harvest.since``), to tell the user when it changed.
 
 Revision ID: 0003
 Revises: 0002
@@ -27,9 +28,15 @@ def upgrade() -> None:
         sa.Column("number", sa.Integer(), primary_key=True),
         sa.Column("held_since", sa.DateTime(timezone=True), nullable=False),
     )
+    op.create_table(
+        "notes",
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("value", sa.Text(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("notes")
     op.drop_table("held_builds")
     with op.batch_alter_table("builds") as batch:
         batch.drop_constraint("uq_builds_job_number_started", type_="unique")
