@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Build stage: build a wheel and install it with its dependencies into a virtualenv.
-FROM python:3.11-slim-bookworm AS build
+FROM python:3.11.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/harvester
@@ -10,7 +10,7 @@ COPY migrations ./migrations
 RUN /opt/harvester/bin/pip install ".[postgres]"
 
 # Runtime stage: the virtualenv only, run as an unprivileged user.
-FROM python:3.11-slim-bookworm
+FROM python:3.11.11-slim-bookworm
 LABEL org.opencontainers.image.title="harvester" \
       org.opencontainers.image.description="Ships finished Jenkins builds to an SEI custom CI/CD webhook"
 RUN groupadd --system --gid 10001 harvester \
@@ -18,16 +18,17 @@ RUN groupadd --system --gid 10001 harvester \
  && mkdir -p /var/lib/harvester /etc/harvester \
  && chown harvester:harvester /var/lib/harvester
 COPY --from=build /opt/harvester /opt/harvester
+# Only HARVESTER_CONFIG: any other HARVESTER_ variable would override the mounted config file.
+# The config sets ledger.url (default sqlite:///harvester.db, i.e. in this working directory, the
+# volume) and server.listen (0.0.0.0:9465 for the HEALTHCHECK and Prometheus).
 ENV PATH=/opt/harvester/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    HARVESTER_CONFIG=/etc/harvester/config.yaml \
-    HARVESTER_LEDGER__URL=sqlite:////var/lib/harvester/harvester.db \
-    HARVESTER_SERVER__LISTEN=0.0.0.0:9465
+    HARVESTER_CONFIG=/etc/harvester/config.yaml
 WORKDIR /var/lib/harvester
 VOLUME ["/var/lib/harvester"]
 EXPOSE 9465
 USER 10001:10001
-# /healthz answers 200 while the last cycle succeeded within three intervals.
+# /healthz answers 200 while the last cycle succeeded within three intervals (needs server.listen).
 HEALTHCHECK --interval=60s --timeout=5s --start-period=120s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:9465/healthz', timeout=4).status == 200 else 1)"]
 ENTRYPOINT ["harvester"]

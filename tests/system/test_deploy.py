@@ -1,0 +1,78 @@
+"""The deploy files (deploy/, Dockerfile): every config they carry loads through the real config
+loader, the image sets no configuration but HARVESTER_CONFIG, the systemd unit verifies. CI also
+runs yamllint on deploy/ and kubernetes-validate on the manifests (.ci/run)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harvester.config import settings_from_yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+
+
+def with_secret_files(text: str, secrets_dir: str, tmp_path: Path) -> str:
+    """The config with its secret files pointed at real (placeholder) files under tmp_path."""
+    for line in text.splitlines():
+        if "_file:" in line:
+            path = line.split(":", 1)[1].strip()
+            local = tmp_path / Path(path).name
+            local.write_text("a-real-secret\n")
+    return text.replace(secrets_dir, f"{tmp_path}/")
+
+
+def test_the_kubernetes_configmap_holds_a_valid_config(tmp_path: Path) -> None:
+    configmap = yaml.safe_load((DEPLOY / "kubernetes" / "configmap.yaml").read_text())
+    text = with_secret_files(configmap["data"]["config.yaml"], "/run/secrets/harvester/", tmp_path)
+    settings = settings_from_yaml(text)
+    assert settings.server.listen == "0.0.0.0:9465"
+    assert settings.sei.auth_scheme == "ApiKey"
+
+
+def test_the_deployment_mounts_what_the_configmap_names() -> None:
+    documents = list(yaml.safe_load_all((DEPLOY / "kubernetes" / "deployment.yaml").read_text()))
+    container = documents[0]["spec"]["template"]["spec"]["containers"][0]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["secrets"] == "/run/secrets/harvester"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert [e["name"] for e in container["env"]] == ["HARVESTER_CONFIG"]
+
+
+def test_the_compose_config_is_valid(tmp_path: Path) -> None:
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    assert set(compose["services"]) == {"postgres", "harvester"}
+    assert "environment" not in compose["services"]["harvester"]  # config from files only
+    text = with_secret_files(
+        (DEPLOY / "compose" / "config.yaml").read_text(), "/run/secrets/", tmp_path
+    )
+    settings = settings_from_yaml(text)
+    assert settings.ledger.url.startswith("postgresql+psycopg://")
+    for secret in compose["secrets"].values():
+        assert (DEPLOY / (secret["file"] + ".example")).exists()
+
+
+def test_the_image_sets_no_configuration_but_the_config_path() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    code = " ".join(line for line in dockerfile.splitlines() if not line.lstrip().startswith("#"))
+    variables = [word.split("=")[0] for word in code.split() if word.startswith("HARVESTER_")]
+    assert set(variables) == {"HARVESTER_CONFIG"}
+    assert "FROM python:3.11.11-slim-bookworm" in dockerfile  # pinned to a patch version
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
+def test_the_systemd_unit_verifies(tmp_path: Path) -> None:
+    unit = (DEPLOY / "systemd" / "harvester.service").read_text()
+    executable = Path(sys.executable).parent / "harvester"
+    local = tmp_path / "harvester.service"
+    local.write_text(unit.replace("/opt/harvester/bin/harvester", str(executable)))
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(local)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
