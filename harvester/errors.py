@@ -147,6 +147,10 @@ class LedgerError(HarvesterError):
     exit_code = ExitCode.USAGE
 
 
+class LedgerUnavailable(HarvesterError):
+    """The ledger's database went away, or cannot be written, while working: work is left."""
+
+
 class NotFoundInLedger(HarvesterError):
     """A `ledger` command named a build the ledger does not hold: bad usage (exit 2)."""
 

@@ -16,6 +16,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from harvester.daemon.signals import stop_on_signals
+from harvester.errors import HarvesterError
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ def run_forever(
             return
         try:
             cycle()
+        except HarvesterError as exc:  # expected (the ledger's database went away): no traceback
+            log.error("cycle failed: %s; the next one runs in %.0f s", exc, interval_seconds)
         except Exception:  # a failing cycle is logged; the daemon goes on
             log.exception("cycle failed; the next one runs in %.0f s", interval_seconds)
 

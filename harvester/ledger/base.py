@@ -8,7 +8,9 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
+from harvester.errors import LedgerUnavailable
 from harvester.ledger import migrate as migrations
 from harvester.ledger.dialects import Dialect
 from harvester.ledger.statements import CLAIM_SELECT, SELECT_ATTEMPTS
@@ -41,6 +43,7 @@ class LedgerBase:
     @contextmanager
     def _read(self) -> Iterator[Connection]:
         with (
+            _unavailable_as_error(),
             self._engine.connect().execution_options(harvester_readonly=True) as connection,
             connection.begin(),
         ):
@@ -48,5 +51,20 @@ class LedgerBase:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self._engine.begin() as connection:
+        with _unavailable_as_error(), self._engine.begin() as connection:
             yield connection
+
+
+@contextmanager
+def _unavailable_as_error() -> Iterator[None]:
+    """A database that went away (or a disk that filled) is an expected condition: one clear
+    message, no traceback. The transaction rolled back: nothing half-written."""
+    try:
+        yield
+    except OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0][:200]
+        raise LedgerUnavailable(
+            f"ledger: the database cannot be used ({reason})",
+            hint="check that it is up and reachable (ledger.url) and has space; nothing was lost, "
+            "the next cycle goes on where this one stopped",
+        ) from None

@@ -5,12 +5,14 @@ import subprocess
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from harvester.attempt import Attempt
 from harvester.delivery.owner import claim_owner, claim_owner_alive
+from harvester.errors import LedgerUnavailable
 from harvester.ledger import Base, Ledger, NewBuild
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -233,3 +235,18 @@ def test_a_ledger_of_an_earlier_version_upgrades_in_place(ledger_url: str) -> No
     assert ledger.claim_due(NOW + timedelta(days=9), 10, "x") == []  # nothing sent again
     ledger.close()
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_database_that_went_away_is_an_error_not_a_crash(postgres_url: str) -> None:
+    ledger = Ledger.open(postgres_url)
+    ledger.add_pending([build("a", 1)], now=NOW)
+    base, _, name = postgres_url.rpartition("/")
+    admin = sqlalchemy.create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+    admin.dispose()
+    with pytest.raises(LedgerUnavailable, match="the database cannot be used") as failure:
+        ledger.stats()
+    assert failure.value.exit_code == 1  # work left, not a usage error
+    ledger.close()
