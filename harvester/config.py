@@ -213,7 +213,21 @@ class LoggingConfig(_Section):
         return value.upper() if isinstance(value, str) else value
 
 
-class Settings(BaseSettings):
+class _FileThenEnvironment(BaseSettings):
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file (given as init kwargs); no .env or secrets-dir magic.
+        return (env_settings, init_settings)
+
+
+class Settings(_FileThenEnvironment):
     model_config = SettingsConfigDict(
         env_prefix="HARVESTER_",
         env_nested_delimiter="__",
@@ -229,18 +243,6 @@ class Settings(BaseSettings):
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment wins over the file (given as init kwargs); no .env or secrets-dir magic.
-        return (env_settings, init_settings)
 
     @property
     def instance_url(self) -> str:
@@ -274,7 +276,7 @@ def config_path(explicit: str | None) -> Path:
     return Path(os.environ.get(CONFIG_PATH_ENV) or DEFAULT_CONFIG_PATH)
 
 
-class LedgerSettings(BaseSettings):
+class LedgerSettings(_FileThenEnvironment):
     """What ``ledger ...`` and ``db upgrade`` need: the ``ledger`` and ``logging`` sections. The
     others may be there (one file serves every command) but are not validated, so these commands
     need no Jenkins or webhook secrets."""
@@ -288,17 +290,6 @@ class LedgerSettings(BaseSettings):
     mapping: dict[str, Any] | None = None
     harvest: dict[str, Any] | None = None
     server: dict[str, Any] | None = None
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (env_settings, init_settings)  # as Settings: the environment wins over the file
 
 
 def check_environment(environ: Mapping[str, str] | None = None) -> None:

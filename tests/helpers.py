@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +71,53 @@ def write_config(path: Path, **kwargs: Any) -> Path:
 
 def fixture_json(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+def now_ms() -> int:
+    from harvester.util.timeparse import to_epoch_ms  # noqa: PLC0415 - helpers stay light
+
+    return to_epoch_ms(datetime.now(tz=UTC))
+
+
+def wait_for(predicate: Any, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def spawn(config: Path, *args: str) -> subprocess.Popen[str]:
+    """`harvester --config CONFIG ARGS...` in a real subprocess, with no HARVESTER_ variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARVESTER_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "harvester", "--config", str(config), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+class Clock:
+    """A clock a test moves by hand (``clock.now += timedelta(...)``)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(tz=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def harvester_for(sim: Any, receiver: Any, tmp_path: Path, **sections: Any) -> tuple[Any, Clock]:
+    """A wired Harvester aimed at the simulator and receiver, on a hand-moved clock."""
+    from harvester.app import build_harvester  # noqa: PLC0415
+    from harvester.config import settings_from_mapping  # noqa: PLC0415
+
+    data = loopback_dict(sim, receiver, tmp_path, **sections)
+    data["sei"].setdefault("timeout_seconds", 0.5)
+    harvester = build_harvester(settings_from_mapping(data), threading.Event())
+    clock = Clock()
+    harvester.clock = clock
+    return harvester, clock

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,14 +10,12 @@ from typing import Any
 
 import pytest
 
-from harvester.app import build_harvester
 from harvester.cli.main import main
 from harvester.config import settings_from_mapping
-from harvester.cycle import Harvester
 from harvester.demo import PIPELINE, Receiver, Reply, SimBuild, SimStage, Simulator
 from harvester.sei.webhook import parse_retry_after
 from harvester.util.timeparse import to_epoch_ms
-from tests.helpers import loopback_config, loopback_dict, write_config
+from tests.helpers import harvester_for, loopback_config, loopback_dict, write_config
 
 
 @pytest.fixture
@@ -39,23 +36,6 @@ def settings_for(sim: Simulator, receiver: Receiver, tmp_path: Path, **sections:
     data = loopback_dict(sim, receiver, tmp_path, **sections)
     data["sei"].setdefault("timeout_seconds", 0.5)
     return settings_from_mapping(data)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(tz=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def harvester_for(sim, receiver, tmp_path, **sections) -> tuple[Harvester, Clock]:
-    clock = Clock()
-    harvester = build_harvester(
-        settings_for(sim, receiver, tmp_path, **sections), threading.Event()
-    )
-    harvester.clock = clock
-    return harvester, clock
 
 
 def test_flaky_receiver_then_recovery_delivers_each_build_once(sim, receiver, tmp_path) -> None:

@@ -15,19 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from harvester.app import build_harvester
 from harvester.cli.main import main
-from harvester.config import settings_from_mapping
-from harvester.cycle import Harvester
 from harvester.daemon.status import Health
 from harvester.demo import Receiver, Reply, SimBuild, Simulator
 from harvester.ledger import Ledger
-from harvester.util.timeparse import to_epoch_ms
-from tests.helpers import GUID, loopback_config, loopback_dict
-
-
-def now_ms() -> int:
-    return to_epoch_ms(datetime.now(tz=UTC))
+from tests.helpers import GUID, harvester_for, loopback_config, loopback_dict, now_ms
 
 
 @pytest.fixture
@@ -39,23 +31,6 @@ def sim() -> Simulator:
 def add_builds(sim: Simulator, count: int, job: str = "team/app", **build: Any) -> None:
     start = now_ms() - count * 1000
     sim.add(job).builds = [SimBuild(n, start + n * 1000, **build) for n in range(1, count + 1)]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(tz=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def harvester_for(sim, receiver, tmp_path, **sections) -> tuple[Harvester, Clock]:
-    data = loopback_dict(sim, receiver, tmp_path, **sections)
-    data["sei"].setdefault("timeout_seconds", 0.5)
-    harvester = build_harvester(settings_from_mapping(data), threading.Event())
-    clock = Clock()
-    harvester.clock = clock
-    return harvester, clock
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:

@@ -12,46 +12,19 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from harvester.cli.main import main
 from harvester.demo import PIPELINE, Reply, SimBuild, SimStage, Simulator
 from harvester.ledger import Ledger
-from harvester.util.timeparse import to_epoch_ms
-from tests.helpers import loopback_config
-
-
-def now_ms() -> int:
-    return to_epoch_ms(datetime.now(tz=UTC))
+from tests.helpers import loopback_config, now_ms, spawn, wait_for
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_for(predicate, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def spawn(config: Path, *args: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HARVESTER_")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "harvester", "--config", str(config), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
 
 
 @pytest.fixture

@@ -5,46 +5,17 @@ all within 10 s. A second signal exits at once."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
-from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from harvester.demo import PIPELINE, Reply, SimBuild, SimStage, Simulator
 from harvester.ledger import Ledger
-from harvester.util.timeparse import to_epoch_ms
-from tests.helpers import loopback_config
+from tests.helpers import loopback_config, now_ms, spawn, wait_for
 
 GRACE = 10.0  # Docker's default grace before SIGKILL
-
-
-def now_ms() -> int:
-    return to_epoch_ms(datetime.now(tz=UTC))
-
-
-def spawn(config: Path, *args: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HARVESTER_")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "harvester", "--config", str(config), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-
-
-def wait_for(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.fixture
