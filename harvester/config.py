@@ -23,12 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    SettingsError,
-)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from harvester.errors import ConfigError
 from harvester.util import envvars
@@ -306,7 +301,7 @@ def check_environment(environ: Mapping[str, str] | None = None) -> None:
         )
 
 
-def _environment_problem(exc: SettingsError) -> ConfigError:
+def _environment_problem(exc: ValueError) -> ConfigError:
     """Which variable pydantic-settings could not read: a list or mapping not written as JSON."""
     name = envvars.unparsable_collection(Settings, "HARVESTER_")
     if name is not None:
@@ -364,8 +359,6 @@ def settings_from_yaml(text: str, *, source: str = "config") -> Settings:
 def settings_from_mapping(data: dict[str, Any], model: type[S] = Settings) -> S:  # type: ignore[assignment]
     try:
         return model(**data)
-    except SettingsError as exc:
-        raise _environment_problem(exc) from None
     except ValidationError as exc:
         errors = exc.errors(include_input=False)
         first = _friendly(dict(errors[0]))
@@ -375,3 +368,7 @@ def settings_from_mapping(data: dict[str, Any], model: type[S] = Settings) -> S:
                 first.field, f"{first.message.split(': ', 1)[1]}; also {more}"
             ) from None
         raise first from None
+    except ValueError as exc:
+        # pydantic-settings' SettingsError (it moved between releases; a ValueError in all): a
+        # variable it could not read.
+        raise _environment_problem(exc) from None
