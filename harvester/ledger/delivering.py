@@ -6,13 +6,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from harvester.attempt import Attempt
 from harvester.ledger.base import CLAIM_LEASE, LedgerBase
 from harvester.ledger.records import LedgerEntry
 from harvester.ledger.schema import BuildRow
-from harvester.ledger.statements import CLAIM_UPDATE, INSERT_ATTEMPT, RECORD_ATTEMPT
+from harvester.ledger.statements import CLAIM_UPDATE, INSERT_ATTEMPT, RECORD_ATTEMPT, RECORD_SENT
 
 
 class Delivering(LedgerBase):
@@ -122,18 +122,18 @@ class Delivering(LedgerBase):
         are spent. ``throttled``, ``credentials`` and ``url`` never count. With ``keep_claim``
         the worker goes on retrying the row in this cycle and its claim is renewed."""
         with self._write() as connection:
+            if outcome.outcome == "sent":
+                return self._record_sent(connection, entry_id, outcome, now, owner)
             row = connection.execute(self._select_attempts, {"row_id": entry_id}).one_or_none()
             if row is None or row.claimed_by != owner:
                 return "lost"
-            kind = outcome.outcome
-            counted = kind in ("sent", "dead") or (kind == "retry" and outcome.counted)
+            kind = outcome.outcome  # not "sent" here (see _record_sent)
+            counted = kind == "dead" or (kind == "retry" and outcome.counted)
             attempts = row.attempts + (1 if counted else 0)
             error = outcome.error
             next_attempt_at = None
             sent_at = None
-            if kind == "sent":
-                status, error, sent_at = "sent", None, now
-            elif kind == "dead" or (kind == "retry" and attempts >= max_attempts):
+            if kind == "dead" or (kind == "retry" and attempts >= max_attempts):
                 status = "dead"
                 if kind != "dead":
                     error = f"gave up after {attempts} attempts; last: {outcome.error}"
@@ -168,3 +168,31 @@ class Delivering(LedgerBase):
                 },
             )
             return status
+
+    def _record_sent(
+        self, connection: Connection, entry_id: int, outcome: Attempt, now: datetime, owner: str
+    ) -> str:
+        held = connection.execute(
+            RECORD_SENT,
+            {
+                "row_id": entry_id,
+                "owner": owner,
+                "http_status": outcome.http_status,
+                "sent": now,
+                "body": outcome.body,
+            },
+        ).one_or_none()
+        if held is None:
+            return "lost"
+        connection.execute(
+            INSERT_ATTEMPT,
+            {
+                "build_id": entry_id,
+                "attempted_at": now,
+                "outcome": "sent",
+                "http_status": outcome.http_status,
+                "error": None,
+                "duration_ms": outcome.duration_ms,
+            },
+        )
+        return "sent"

@@ -50,3 +50,20 @@ CLAIM_UPDATE = (
     .where(BUILDS.c.id.in_(bindparam("ids", expanding=True)))
     .values(claimed_until=bindparam("until", type_=_UTC_TIME), claimed_by=bindparam("owner"))
 )
+# A 2xx, the common case: final whatever the attempts so far, so one conditional UPDATE (no read
+# first) records it for the claim's holder only.
+RECORD_SENT = (
+    update(BUILDS)
+    .where(BUILDS.c.id == bindparam("row_id"), BUILDS.c.claimed_by == bindparam("owner"))
+    .values(
+        status="sent",
+        attempts=BUILDS.c.attempts + 1,
+        last_http_status=bindparam("http_status"),
+        last_error=None,
+        sent_at=bindparam("sent", type_=_UTC_TIME),
+        payload=func.coalesce(bindparam("body"), BUILDS.c.payload),
+        claimed_until=None,
+        claimed_by=None,
+    )
+    .returning(BUILDS.c.id)
+)
