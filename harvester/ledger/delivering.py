@@ -12,7 +12,13 @@ from harvester.attempt import Attempt
 from harvester.ledger.base import CLAIM_LEASE, LedgerBase
 from harvester.ledger.records import LedgerEntry
 from harvester.ledger.schema import BuildRow
-from harvester.ledger.statements import CLAIM_UPDATE, INSERT_ATTEMPT, RECORD_ATTEMPT, RECORD_SENT
+from harvester.ledger.statements import (
+    CLAIM_UPDATE,
+    CLAIMED_ROWS,
+    INSERT_ATTEMPT,
+    RECORD_ATTEMPT,
+    RECORD_SENT,
+)
 
 
 class Delivering(LedgerBase):
@@ -20,12 +26,15 @@ class Delivering(LedgerBase):
         """Pending rows whose next attempt is due, oldest build first, leased to ``owner`` so
         that no other worker or replica sends them meanwhile."""
         with self._write() as connection:
-            rows = connection.execute(self._claim_select, {"now": now, "limit": limit}).all()
-            if rows:
-                connection.execute(
-                    CLAIM_UPDATE,
-                    {"ids": [row.id for row in rows], "until": now + CLAIM_LEASE, "owner": owner},
-                )
+            ids = list(
+                connection.execute(self._claim_select, {"now": now, "limit": limit}).scalars()
+            )
+            if not ids:
+                return []
+            connection.execute(
+                CLAIM_UPDATE, {"ids": ids, "until": now + CLAIM_LEASE, "owner": owner}
+            )
+            rows = connection.execute(CLAIMED_ROWS, {"ids": ids}).all()
             return [LedgerEntry.from_row(row) for row in rows]
 
     def renew(self, ids: Sequence[int], owner: str, now: datetime) -> set[int]:

@@ -30,6 +30,9 @@ class BuildRow(Base):
         UniqueConstraint("job", "number", "started_at", name="uq_builds_job_number_started"),
         Index("ix_builds_status_next_attempt", "status", "next_attempt_at"),
         Index("ix_builds_job", "job", "number"),
+        # The claim query's order and filters: it walks this and stops at its LIMIT, never reading
+        # a row's payload (migration 0004).
+        Index("ix_builds_claim", "status", "started_at", "id", "next_attempt_at", "claimed_until"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -32,8 +32,10 @@ RECORD_ATTEMPT = (
     )
 )
 INSERT_ATTEMPT = insert(DELIVERY_ATTEMPTS)
+# Narrow: ids only, in the index's order, so the database neither reads nor sorts payloads of
+# rows it does not hand out; the rows claimed are then read by id (CLAIMED_ROWS).
 CLAIM_SELECT = (
-    select(BUILDS)
+    select(BUILDS.c.id)
     .where(
         BUILDS.c.status == "pending",
         BUILDS.c.next_attempt_at <= bindparam("now", type_=_UTC_TIME),
@@ -44,6 +46,11 @@ CLAIM_SELECT = (
     )
     .order_by(BUILDS.c.started_at, BUILDS.c.id)
     .limit(bindparam("limit"))
+)
+CLAIMED_ROWS = (
+    select(BUILDS)
+    .where(BUILDS.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(BUILDS.c.started_at, BUILDS.c.id)
 )
 CLAIM_UPDATE = (
     update(BUILDS)

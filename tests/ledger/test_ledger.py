@@ -250,3 +250,19 @@ def test_a_database_that_went_away_is_an_error_not_a_crash(postgres_url: str) ->
         ledger.stats()
     assert failure.value.exit_code == 1  # work left, not a usage error
     ledger.close()
+
+
+def test_the_claim_query_walks_its_index_and_never_sorts(ledger: Ledger, ledger_url: str) -> None:
+    # A claim must cost the same whatever the backlog (CONTRACT §7 scale): no sort of due rows.
+    if not ledger_url.startswith("sqlite"):
+        pytest.skip("the plan is SQLite's; PostgreSQL's planner picks by its statistics")
+    engine = sqlalchemy.create_engine(ledger_url)
+    with engine.connect() as connection:
+        plan = connection.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT id FROM builds WHERE status = 'pending' AND "
+            "next_attempt_at <= '2026-12-01' AND (claimed_until IS NULL OR claimed_until <= "
+            "'2026-12-01') ORDER BY started_at, id LIMIT 32"
+        ).all()
+    engine.dispose()
+    text = " ".join(str(step[-1]) for step in plan)
+    assert "COVERING INDEX ix_builds_claim" in text and "TEMP B-TREE" not in text
