@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import ssl
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 
 from harvester.app import mapping_rules
 from harvester.collect.collector import Collector
@@ -25,7 +23,7 @@ from harvester.demo import (
     Simulator,
     branch_job_name,
 )
-from harvester.errors import JenkinsTransientError, JenkinsUnreachable
+from harvester.errors import JenkinsUnreachable
 from harvester.jenkins.client import JenkinsClient
 from harvester.ledger import Ledger
 from harvester.util.timeparse import to_epoch_ms
@@ -360,29 +358,6 @@ def test_stop_part_way_through_a_backlog_does_not_skip_older_builds(
     assert ledger.cursors() == {"busy": 150}
 
 
-def test_proxy_from_the_environment_is_used(
-    sim: Simulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The client reads the proxy variables once, at construction, not per request: they must
-    # still take effect. The simulator stands in for the proxy (it serves the absolute-form
-    # target a proxy receives), so a request for a host that does not resolve reaches it only
-    # through the proxy.
-    monkeypatch.setenv("HTTP_PROXY", sim.url)
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
-    sim.add("app")
-    jenkins = JenkinsClient(
-        "http://jenkins.invalid:8080/", sim.username, sim.api_token, timeout=5, retries=0
-    )
-    assert [job.full_name for job in jenkins.discover()] == ["app"]
-    monkeypatch.setenv("NO_PROXY", "jenkins.invalid")
-    direct = JenkinsClient(
-        "http://jenkins.invalid:8080/", sim.username, sim.api_token, timeout=5, retries=0
-    )
-    with pytest.raises(JenkinsTransientError, match="cannot connect"):
-        direct.discover()
-
-
 def test_simulator_wfapi_answers_like_the_plugin(sim: Simulator) -> None:
     # The benchmark's naive baseline depends on this: describe without fullStages has no steps;
     # a stage's own describe (its _links.self) has them.
@@ -401,28 +376,3 @@ def test_simulator_wfapi_answers_like_the_plugin(sim: Simulator) -> None:
     stage = jenkins.get_json(brief["stages"][0]["_links"]["self"]["href"].lstrip("/"), kind="wfapi")
     assert stage["name"] == "Build"
     assert stage["stageFlowNodes"] == full["stages"][0]["stageFlowNodes"]
-
-
-def test_tls_is_verified_unless_the_config_says_otherwise(tmp_path: Path) -> None:
-    ca = trustme.CA()
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(tls)
-    bundle = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(bundle))
-    simulator = Simulator()
-    simulator.tls = tls
-    with simulator as sim:
-        sim.add("app")
-        assert sim.url.startswith("https://")
-
-        def client(verify_tls: bool | Path) -> JenkinsClient:
-            return JenkinsClient(
-                sim.url, sim.username, sim.api_token, timeout=5, verify_tls=verify_tls, retries=0
-            )
-
-        with pytest.raises(JenkinsUnreachable, match="certificate verify failed") as failure:
-            client(True).discover()
-        assert "jenkins.verify_tls" in str(failure.value)
-        assert [j.full_name for j in client(bundle).discover()] == ["app"]
-        with pytest.warns(Warning, match="Unverified HTTPS"):
-            assert [j.full_name for j in client(False).discover()] == ["app"]

@@ -7,15 +7,13 @@ from typing import Any
 
 import pytest
 
-from harvester.jenkins.models import Build, Cause, PipelineRun
+from harvester.jenkins.models import Build, PipelineRun
 from harvester.sei.mapping import (
-    CauseWalk,
     JobRef,
     MappingRules,
     iso_millis,
     map_build,
     map_job_run,
-    trigger_of,
 )
 from harvester.sei.payload import Payload
 from harvester.sei.scm import strip_branch_prefix
@@ -388,116 +386,3 @@ def test_commit_ids_dedup_and_fallback() -> None:
 )
 def test_branch_prefixes(raw: str, branch: str) -> None:
     assert strip_branch_prefix(raw) == branch
-
-
-def cause(cls: str, **fields: Any) -> Cause:
-    return Cause.model_validate({"_class": cls, **fields})
-
-
-@pytest.mark.parametrize(
-    ("cls", "fields", "expected"),
-    [
-        ("hudson.model.Cause$UserIdCause", {"userId": "bob"}, {"id": "bob", "type": "UserIdCause"}),
-        (
-            "hudson.model.Cause$UserIdCause",
-            {"userId": None},
-            {"id": "anonymous", "type": "UserIdCause"},
-        ),
-        (
-            "hudson.triggers.SCMTrigger$SCMTriggerCause",
-            {},
-            {"id": "SCMTrigger", "type": "SCMTriggerCause"},
-        ),
-        (
-            "com.cloudbees.jenkins.GitHubPushCause",
-            {},
-            {"id": "SCMTrigger", "type": "GitHubPushCause"},
-        ),
-        ("jenkins.branch.BranchEventCause", {}, {"id": "SCMTrigger", "type": "BranchEventCause"}),
-        ("x.GitLabWebHookCause", {}, {"id": "SCMTrigger", "type": "GitLabWebHookCause"}),
-        (
-            "jenkins.branch.BranchIndexingCause",
-            {},
-            {"id": "BranchIndexing", "type": "BranchIndexingCause"},
-        ),
-        (
-            "hudson.triggers.TimerTrigger$TimerTriggerCause",
-            {},
-            {"id": "TimerTrigger", "type": "TimerTriggerCause"},
-        ),
-        (
-            "hudson.model.Cause$UpstreamCause",
-            {"upstreamProject": "mbp/feature%2Fx", "upstreamBuild": 12},
-            {"id": "mbp/feature/x", "type": "UpstreamCause", "job_run_number": "12"},
-        ),
-        (
-            "org.jenkinsci.plugins.workflow.cps.replay.ReplayCause",
-            {},
-            {"id": "Replay", "type": "ReplayCause"},
-        ),
-    ],
-)
-def test_trigger_chain_entries(cls: str, fields: dict[str, Any], expected: dict[str, str]) -> None:
-    trigger = trigger_of(cause(cls, **fields))
-    assert trigger is not None
-    assert trigger.model_dump(exclude_none=True) == expected
-
-
-def test_only_cause_action_causes_count() -> None:
-    raw = finished(
-        actions=[
-            {
-                "_class": "jenkins.model.InterruptedBuildAction",
-                "causes": [
-                    {"_class": "jenkins.model.CauseOfInterruption$UserInterruption", "userId": "x"}
-                ],
-            },
-            {
-                "_class": "hudson.model.CauseAction",
-                "causes": [{"_class": "hudson.triggers.TimerTrigger$TimerTriggerCause"}],
-            },
-        ]
-    )
-    assert mapped(raw)["trigger_chain"] == [{"id": "TimerTrigger", "type": "TimerTriggerCause"}]
-
-
-def test_cause_walk() -> None:
-    user = cause("hudson.model.Cause$UserIdCause", userId="carol")
-    scm = cause("hudson.triggers.SCMTrigger$SCMTriggerCause")
-    upstream = cause("hudson.model.Cause$UpstreamCause", upstreamProject="up", upstreamBuild=3)
-    walk = CauseWalk()
-    walk.feed([scm, user])
-    assert (walk.user_id, walk.next_upstream) == ("carol", None)
-    walk = CauseWalk()
-    walk.feed([upstream])
-    assert walk.next_upstream == ("up", 3)
-    walk.feed([scm])
-    assert (walk.next_upstream, walk.user_id) == (None, "SCMTrigger")
-    walk = CauseWalk()
-    walk.feed([cause("hudson.triggers.TimerTrigger$TimerTriggerCause")])
-    assert walk.user_id == "SYSTEM"
-    # at most 10 levels, and loops end
-    walk = CauseWalk()
-    levels = 0
-    while True:
-        walk.feed(
-            [cause("hudson.model.Cause$UpstreamCause", upstreamProject="up", upstreamBuild=levels)]
-        )
-        levels += 1
-        if walk.next_upstream is None:
-            break
-    assert levels == 10
-    walk = CauseWalk()
-    walk.feed([upstream])
-    walk.feed([upstream])
-    assert walk.next_upstream is None
-
-
-def test_iso_millis() -> None:
-    assert iso_millis(1795891248123) == "2026-11-28T18:40:48.123Z"
-    assert iso_millis(1795891248000) == "2026-11-28T18:40:48.000Z"
-
-
-def test_payload_model_is_strict() -> None:
-    with pytest.raises(ValueError):
-        Payload.model_validate({**mapped(finished()), "unexpected": 1})
