@@ -6,7 +6,7 @@ row becomes, ``sent``/``pending``/``dead``, in :meth:`harvester.ledger.Ledger.re
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -29,6 +29,3 @@ class Attempt:
     """Whether a ``retry`` counts toward ``sei.max_attempts`` (not during an outage)."""
     body: str | None = None
     """The body sent, when it differs from the stored payload (the send-time envelope)."""
-
-    def due_at(self, moment: datetime, *, counted: bool = True) -> Attempt:
-        return replace(self, next_attempt_at=moment, counted=counted)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from harvester.collect.collector import REUSED, Collector, CollectReport, Settled
+from harvester.collect.collector import Collector, CollectReport, Settled
 from harvester.collect.cursor import JobScan, Window
 from harvester.delivery.deliverer import Deliverer, DeliveryReport
 from harvester.errors import ExitCode
@@ -123,10 +123,8 @@ def scan_job(
                 continue
             if isinstance(timestamp, int) and timestamp < since_ms:
                 continue
-            build = collector.parse_build(job, raw)
-            if build is None or seen == "reused":
-                reason = REUSED if build is not None else "build JSON does not validate"
-                settled.rows.append(collector.skipped(job, number, timestamp, reason))
+            build = collector.read_entry(job, raw, seen, settled)
+            if build is None:
                 continue
             if sink is not None:
                 if build.finished and not collector.stop.is_set():

@@ -128,7 +128,8 @@ class Harvester:
             jenkins_error = exc
         self.metrics.builds_collected.inc(collect.builds_collected)
         delivery = self.deliverer().deliver_due()
-        pending = self.ledger.pending_count()
+        counts = self.ledger.stats().counts
+        pending = counts["pending"]
         result = CycleResult(
             started,
             self.clock(),
@@ -136,7 +137,7 @@ class Harvester:
             delivery,
             jenkins_error,
             pending,
-            webhook_failing=self.gate.snapshot().failing_since_success,
+            webhook_failing=self.gate.failing_since_success,
         )
         self.ledger.record_cycle(
             kind="cycle",
@@ -150,7 +151,7 @@ class Harvester:
         )
         self.metrics.cycle_duration.observe(time.perf_counter() - t0)
         self.metrics.pending_rows.set(pending)
-        self.metrics.observe_rows(self.ledger.stats().counts)
+        self.metrics.observe_rows(counts)
         if result.succeeded:
             self.metrics.last_success.set(result.finished_at.timestamp())
         log.info("%s", result.summary())

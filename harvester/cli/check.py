@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from harvester.app import jenkins_client, now, open_ledger, webhook_client
-from harvester.cli.common import safe_url, settings
+from harvester.cli.common import settings
 from harvester.cli.output import say
 from harvester.config import Settings, config_path
 from harvester.errors import (
@@ -16,6 +16,7 @@ from harvester.errors import (
     WebhookUrlRejected,
 )
 from harvester.sei.webhook import WebhookClient
+from harvester.util.urls import mask
 
 PLACEHOLDER_GUID = "00000000-0000-0000-0000-000000000000"
 PLACEHOLDER_TOKENS = frozenset({"change-me", "changeme", "...", "xxx", "todo", "<token>", "token"})
@@ -65,7 +66,7 @@ def _check_ledger(config: Settings, checks: _Checks) -> None:
     except HarvesterError as exc:
         checks.fail("ledger", str(exc))
         return
-    checks.ok("ledger", f"{safe_url(config.ledger.url)} opens and can be written")
+    checks.ok("ledger", f"{mask(config.ledger.url)} opens and can be written")
 
 
 def _check_jenkins(config: Settings, checks: _Checks) -> None:

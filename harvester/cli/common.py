@@ -12,7 +12,6 @@ from harvester.config import (
     load_settings,
 )
 from harvester.util.logs import configure_logging
-from harvester.util.urls import mask
 
 
 def settings(args: argparse.Namespace) -> Settings:
@@ -27,11 +26,6 @@ def ledger_settings(args: argparse.Namespace) -> LedgerSettings:
     loaded = load_ledger_settings(config_path(args.config))
     configure_logging(args.log_level or loaded.logging.level, loaded.logging.format)
     return loaded
-
-
-def safe_url(url: str) -> str:
-    """A URL without its password, for messages."""
-    return mask(url)
 
 
 def build_number(text: str) -> int:

@@ -22,7 +22,7 @@ from harvester.app import (
 )
 from harvester.catchup import LogProgress, Progress, catch_up
 from harvester.cli import output
-from harvester.cli.common import safe_url, settings
+from harvester.cli.common import settings
 from harvester.cli.output import complain, say
 from harvester.collect.preview import preview
 from harvester.config import settings_from_mapping
@@ -38,6 +38,7 @@ from harvester.errors import (
 )
 from harvester.util.logs import configure_logging
 from harvester.util.timeparse import iso_utc, resolve_when, to_epoch_ms
+from harvester.util.urls import mask
 
 log = logging.getLogger("harvester")
 
@@ -78,9 +79,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         log.info(
             "harvesting %s every %.0f s into %s",
-            safe_url(config.jenkins.url),
+            mask(config.jenkins.url),
             config.harvest.interval_seconds,
-            safe_url(config.ledger.url),
+            mask(config.ledger.url),
         )
         try:
             run_forever(cycle, interval_seconds=config.harvest.interval_seconds, stop=stop)

@@ -8,11 +8,12 @@ from importlib import resources
 
 from harvester.app import now, open_ledger
 from harvester.cli import output
-from harvester.cli.common import ledger_settings, safe_url
+from harvester.cli.common import ledger_settings
 from harvester.cli.output import say
 from harvester.errors import ExitCode, NotFoundInLedger, UsageError
 from harvester.ledger import Ledger, LedgerEntry
 from harvester.util.names import decoded
+from harvester.util.urls import mask
 
 
 def resolve_job(ledger: Ledger, job: str) -> str:
@@ -52,7 +53,7 @@ def entry_of(ledger: Ledger, job: str, build: int) -> LedgerEntry:
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     loaded = ledger_settings(args)
     open_ledger(loaded).close()
-    say(f"ledger at {safe_url(loaded.ledger.url)} is up to date")
+    say(f"ledger at {mask(loaded.ledger.url)} is up to date")
     return ExitCode.OK
 
 
@@ -93,7 +94,7 @@ def cmd_ledger_retry(args: argparse.Namespace) -> int:
         if args.job is not None:
             entry = entry_of(ledger, args.job, args.build)
             if entry.status == "pending":
-                count = ledger.make_due([entry.id], now())
+                ledger.make_due([entry.id], now())
                 say(f"{entry.job} #{entry.number} is pending: due now, the next cycle sends it")
                 return ExitCode.OK
             if entry.status != "dead":

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from harvester.collect.cursor import (
     FROM_THE_START,
     JobScan,
+    Seen,
     Window,
     first_page_size,
     is_last_page,
@@ -246,12 +247,8 @@ class Collector:
                 numbers.add(number)
                 if seen == "known":
                     continue
-                build = self.parse_build(job, raw)
-                if build is None or seen == "reused":
-                    reason = REUSED if build is not None else "build JSON does not validate"
-                    settled.rows.append(self.skipped(job, number, timestamp, reason))
-                    continue
-                if scan.before_since(build.timestamp):
+                build = self.read_entry(job, raw, seen, settled)
+                if build is None or scan.before_since(build.timestamp):
                     continue
                 self.settle(job, build, settled)
             for number in settled.hold:
@@ -361,6 +358,18 @@ class Collector:
                 exc.error_count(),
             )
             return None
+
+    def read_entry(
+        self, job: DiscoveredJob, raw: dict[str, Any], seen: Seen, settled: Settled
+    ) -> Build | None:
+        """A new page entry as a Build; None when it is recorded ``skipped`` instead: it does
+        not validate, or (``seen`` ``reused``) a re-created job reused its number."""
+        build = self.parse_build(job, raw)
+        if build is None or seen == "reused":
+            reason = REUSED if build is not None else "build JSON does not validate"
+            settled.rows.append(self.skipped(job, raw["number"], raw.get("timestamp"), reason))
+            return None
+        return build
 
     def skipped(self, job: DiscoveredJob, number: int, timestamp: object, reason: str) -> NewBuild:
         started = timestamp if isinstance(timestamp, int) and timestamp > 0 else None

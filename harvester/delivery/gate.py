@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 THROTTLE_FIRST_PAUSE = 1.0
 THROTTLE_MAX_PAUSE = 60.0
@@ -27,16 +26,6 @@ PROBE_MAX_WAIT = 300.0
 """During an outage one build probes the receiver, 1 s after the outage began, doubling to 5 min."""
 
 Refund = Callable[[list[int]], None]
-
-
-@dataclass
-class GateSnapshot:
-    """What /healthz and /metrics read."""
-
-    outage: bool
-    throttle_pauses: int
-    outage_pauses: int
-    failing_since_success: bool
 
 
 class DeliveryGate:
@@ -55,12 +44,10 @@ class DeliveryGate:
         self._lock = threading.Lock()
         self.paused_until = 0.0
         self._throttle_pause = THROTTLE_FIRST_PAUSE
-        self.throttle_pauses = 0
         # Outage detection.
         self.outage = False
         self.next_probe_at = 0.0
         self._probe_wait = PROBE_FIRST_WAIT
-        self.outage_pauses = 0
         self._streak: set[int] = set()  # rows that failed transiently since the last 2xx
         self._counted: list[int] = []  # failures counted as attempts since the last 2xx
         self._last_success: float | None = None
@@ -103,10 +90,7 @@ class DeliveryGate:
             else:
                 pause = self._throttle_pause
                 self._throttle_pause = min(self._throttle_pause * 2, THROTTLE_MAX_PAUSE)
-            now = self._clock()
-            if now + pause > self.paused_until:
-                self.paused_until = now + pause
-                self.throttle_pauses += 1
+            self.paused_until = max(self.paused_until, self._clock() + pause)
             self._tokens = 0.0  # resume at the paced rate, not with a burst
             return pause
 
@@ -143,7 +127,6 @@ class DeliveryGate:
                 self._counted.append(row_id)
             if not self.outage and len(self._streak) >= OUTAGE_STREAK:
                 self.outage = began = True
-                self.outage_pauses += 1
                 self.next_probe_at = now + self._probe_wait
                 to_refund, self._counted = self._counted, []
         if to_refund:
@@ -155,15 +138,8 @@ class DeliveryGate:
         with self._lock:
             self._probe_wait = min(self._probe_wait * 2, PROBE_MAX_WAIT)
             self.next_probe_at = self._clock() + self._probe_wait
-            self.outage_pauses += 1
             return self._probe_wait
 
     def probe_due_in(self) -> float:
         with self._lock:
             return max(0.0, self.next_probe_at - self._clock())
-
-    def snapshot(self) -> GateSnapshot:
-        with self._lock:
-            return GateSnapshot(
-                self.outage, self.throttle_pauses, self.outage_pauses, self.failing_since_success
-            )

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from harvester.errors import LedgerUnavailable
 from harvester.ledger import migrate as migrations
@@ -55,6 +55,12 @@ class LedgerBase:
             yield connection
 
 
+def database_reason(exc: SQLAlchemyError) -> str:
+    """The driver's first line of an error, short: what went wrong, not SQLAlchemy's wrapping."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return text if len(text) < 200 else text[:200] + "..."
+
+
 @contextmanager
 def _unavailable_as_error() -> Iterator[None]:
     """A database that went away (or a disk that filled) is an expected condition: one clear
@@ -62,9 +68,8 @@ def _unavailable_as_error() -> Iterator[None]:
     try:
         yield
     except OperationalError as exc:
-        reason = str(exc.orig or exc).strip().splitlines()[0][:200]
         raise LedgerUnavailable(
-            f"ledger: the database cannot be used ({reason})",
+            f"ledger: the database cannot be used ({database_reason(exc)})",
             hint="check that it is up and reachable (ledger.url) and has space; nothing was lost, "
             "the next cycle goes on where this one stopped",
         ) from None

@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from harvester.errors import LedgerError
+from harvester.ledger.base import database_reason
 from harvester.ledger.collecting import Collecting
 from harvester.ledger.delivering import Delivering
 from harvester.ledger.dialects import open_engine
@@ -152,7 +153,7 @@ class Ledger(Collecting, Delivering):
                     transaction.rollback()
         except SQLAlchemyError as exc:
             raise LedgerError(
-                f"ledger.url: the ledger cannot be written ({_reason(exc)})",
+                f"ledger.url: the ledger cannot be written ({database_reason(exc)})",
                 hint="check that the database (or the SQLite file and its directory) is "
                 "writable by this user",
             ) from None
@@ -236,8 +237,3 @@ class Ledger(Collecting, Delivering):
                     jenkins_requests=jenkins_requests,
                 )
             )
-
-
-def _reason(exc: SQLAlchemyError) -> str:
-    text = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-    return text if len(text) < 200 else text[:200] + "..."
