@@ -69,6 +69,11 @@ def open_ledger(settings: Settings | LedgerSettings) -> Ledger:
     return Ledger.open(settings.ledger.url, migrate=True)
 
 
+def open_ledger_to_read(settings: Settings) -> Ledger | None:
+    """The ledger as it is, for a run that writes nothing; None when there is none yet."""
+    return Ledger.open_to_read(settings.ledger.url)
+
+
 def open_ledger_for_delivery(settings: Settings) -> Ledger:
     ledger = open_ledger(settings)
     released = ledger.release_dead_claims(claim_owner_alive, now())

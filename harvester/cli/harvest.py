@@ -18,7 +18,7 @@ from harvester.app import (
     jenkins_client,
     make_collector,
     now,
-    open_ledger,
+    open_ledger_to_read,
 )
 from harvester.catchup import LogProgress, Progress, catch_up
 from harvester.cli import output
@@ -128,8 +128,10 @@ def cmd_catch_up(args: argparse.Namespace) -> int:
             # It reads the ledger to skip what it holds, but writes nothing: no claims released.
             jenkins = jenkins_client(config)
             resources.callback(jenkins.close)
-            ledger = open_ledger(config)
-            resources.callback(ledger.close)
+            # The ledger as it is, to skip what it holds: nothing created, migrated or released.
+            ledger = open_ledger_to_read(config)
+            if ledger is not None:
+                resources.callback(ledger.close)
             collector = make_collector(config, jenkins, ledger, stop=stop)
 
             def sink(payload: dict[str, object]) -> None:

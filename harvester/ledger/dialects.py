@@ -10,9 +10,10 @@ reads and then writes can deadlock against another and fail at once, whatever th
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, create_engine, event, func
+from sqlalchemy import Connection, Engine, Select, create_engine, event, func, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -39,6 +40,10 @@ class Dialect:
     def claim(self, select: Select[Any]) -> Select[Any]:
         """The claim query as this backend runs it."""
         return select
+
+    def exists(self, url: str) -> bool:
+        """Whether the database is there already (opening a SQLite file creates it)."""
+        return True
 
     def lock_row(self, select: Select[Any]) -> Select[Any]:
         """A read of rows about to be updated in the same transaction, locked against writers
@@ -77,6 +82,10 @@ class Sqlite(Dialect):
     def insert(self, table: Any) -> Any:
         return sqlite.insert(table)
 
+    def exists(self, url: str) -> bool:
+        database = make_url(url).database
+        return database is not None and database not in ("", ":memory:") and Path(database).exists()
+
     def greatest(self, left: Any, right: Any) -> Any:
         return func.max(left, right)  # SQLite's two-argument max() is a scalar function
 
@@ -101,9 +110,13 @@ class Postgresql(Dialect):
         return select.with_for_update()
 
 
+def dialect_of(url: str) -> Dialect:
+    return Sqlite() if url.startswith("sqlite") else Postgresql()
+
+
 def open_engine(url: str) -> tuple[Engine, Dialect]:
     """The engine for ``ledger.url`` and the dialect that goes with it."""
-    dialect: Dialect = Sqlite() if url.startswith("sqlite") else Postgresql()
+    dialect = dialect_of(url)
     try:
         engine = dialect.create_engine(url)
     except (SQLAlchemyError, ImportError, ValueError) as exc:

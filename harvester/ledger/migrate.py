@@ -8,6 +8,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
@@ -24,11 +26,21 @@ def migrations_location() -> Path:
         return Path(__file__).resolve().parent.parent.parent / "migrations"
 
 
-def _alembic_config(connection: Connection) -> AlembicConfig:
+def _alembic_config(connection: Connection | None) -> AlembicConfig:
     config = AlembicConfig()
     config.set_main_option("script_location", str(migrations_location()))
     config.attributes["connection"] = connection
     return config
+
+
+def is_current(engine: Engine) -> bool | None:
+    """None: no schema at all (a new database); True: at the newest migration; False: older."""
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current is None:
+        return None
+    head = ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
+    return current == head
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

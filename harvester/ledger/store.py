@@ -16,10 +16,11 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from harvester.errors import LedgerError
+from harvester.ledger import migrate as migrations
 from harvester.ledger.base import database_reason
 from harvester.ledger.collecting import Collecting
 from harvester.ledger.delivering import Delivering
-from harvester.ledger.dialects import open_engine
+from harvester.ledger.dialects import dialect_of, open_engine
 from harvester.ledger.records import (
     STATUSES,
     DeliveryAttempt,
@@ -46,6 +47,25 @@ class Ledger(Collecting, Delivering):
         if migrate:
             ledger.upgrade()
         return ledger
+
+    @classmethod
+    def open_to_read(cls, url: str) -> Ledger | None:
+        """The ledger as it is, for a run that writes nothing (``catch-up --dry-run``): None when
+        there is none yet (nothing is created), an error when its schema is older than this
+        harvester (migrating would be a write)."""
+        if not dialect_of(url).exists(url):
+            return None
+        ledger = cls(*open_engine(url))
+        current = migrations.is_current(ledger._engine)
+        if current:
+            return ledger
+        ledger.close()
+        if current is None:
+            return None
+        raise LedgerError(
+            "ledger.url: the ledger's schema is older than this harvester",
+            hint="run `harvester db upgrade` first (a dry run writes nothing, migrations included)",
+        )
 
     # -- inspection and repair (the `ledger` commands) ----------------------------------------
 

@@ -151,3 +151,17 @@ def test_receiver_down_leaves_rows_pending_and_exits_1(config, receiver, tmp_pat
     assert counts["dead"] == 0
     assert counts["pending"] == 32  # every build kept for the next run
     ledger.close()
+
+
+def test_a_dry_run_creates_no_ledger(config, receiver, capsys, tmp_path) -> None:
+    assert main(["--config", str(config), "catch-up", "--since", "252h", "--dry-run"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 3  # it did read the builds
+    assert not list(tmp_path.glob("l.db*"))  # CONTRACT §2: "it creates no ledger either"
+
+
+def test_a_dry_run_does_not_migrate_an_older_ledger(config, capsys, tmp_path) -> None:
+    old = Ledger.open(f"sqlite:///{tmp_path / 'l.db'}", migrate=False)
+    old.upgrade("0002")
+    old.close()
+    assert main(["--config", str(config), "catch-up", "--since", "252h", "--dry-run"]) == 2
+    assert "db upgrade" in capsys.readouterr().err
