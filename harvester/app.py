@@ -14,9 +14,9 @@ from harvester.cycle import Clock, Harvester
 from harvester.daemon.metrics import Metrics
 from harvester.delivery.deliverer import Deliverer
 from harvester.delivery.gate import DeliveryGate
-from harvester.delivery.owner import claim_owner, claim_owner_alive
 from harvester.jenkins.client import JenkinsClient
 from harvester.ledger import Ledger
+from harvester.replica import Membership
 from harvester.sei.envelope import Envelope
 from harvester.sei.mapping import MappingRules
 from harvester.sei.webhook import WebhookClient
@@ -64,25 +64,51 @@ def webhook_client(settings: Settings) -> WebhookClient:
     )
 
 
-def open_ledger(settings: Settings | LedgerSettings) -> Ledger:
-    # Every command that opens the ledger migrates it first (CONTRACT §2, db upgrade).
-    return Ledger.open(settings.ledger.url, migrate=True)
+def open_ledger(settings: Settings | LedgerSettings, controller: str | None = None) -> Ledger:
+    """The ledger, migrated first as by every command that opens it (CONTRACT §2, db upgrade).
+    Scoped to ``controller``, or, with a full config, to ``jenkins.name``."""
+    if controller is None and isinstance(settings, Settings):
+        controller = settings.jenkins.controller
+    return Ledger.open(settings.ledger.url, controller=controller, migrate=True)
 
 
 def open_ledger_to_read(settings: Settings) -> Ledger | None:
     """The ledger as it is, for a run that writes nothing; None when there is none yet."""
-    return Ledger.open_to_read(settings.ledger.url)
+    return Ledger.open_to_read(settings.ledger.url, controller=settings.jenkins.controller)
 
 
 def open_ledger_for_delivery(settings: Settings) -> Ledger:
+    """The ledger of a process that collects and delivers: a 0.1 ledger's rows adopted for this
+    controller (CONTRACT §5)."""
     ledger = open_ledger(settings)
-    released = ledger.release_dead_claims(claim_owner_alive, now())
-    if released:
-        log.info(
-            "%d build(s) claimed by a previous run that stopped mid-delivery are due again",
-            released,
+    adopted = ledger.adopt()
+    if adopted:
+        log.warning(
+            "the ledger's %d build(s) from before controllers were known now belong to "
+            "controller %r (jenkins.name)",
+            adopted,
+            ledger.controller,
         )
     return ledger
+
+
+def join_replicas(settings: Settings, ledger: Ledger, kind: str) -> Membership:
+    """This process as a replica of its controller (CONTRACT §7); a second daemon on one SQLite
+    ledger is refused here."""
+    membership = Membership(
+        ledger,
+        kind,
+        settings.harvest.interval_seconds,
+        exclusive=kind == "daemon",
+    )
+    membership.__enter__()
+    released = ledger.release_dead_claims()
+    if released:
+        log.info(
+            "%d build(s) claimed by a replica or run that stopped mid-delivery are due again",
+            released,
+        )
+    return membership
 
 
 def make_collector(
@@ -122,6 +148,7 @@ def make_deliverer(
     stop: threading.Event,
     gate: DeliveryGate,
     clock: Clock = now,
+    owner: str = "harvester",
 ) -> Deliverer:
     rules = mapping_rules(settings)
     return Deliverer(
@@ -134,16 +161,23 @@ def make_deliverer(
         envelope=Envelope(rules),
         stop=stop,
         observer=metrics.observe_delivery,
-        owner=claim_owner(),
+        owner=owner,
     )
 
 
-def build_harvester(settings: Settings, stop: threading.Event) -> Harvester:
-    """Wire the parts from the settings: the one place clients and engines are created."""
+def build_harvester(settings: Settings, stop: threading.Event, kind: str = "once") -> Harvester:
+    """Wire the parts from the settings: the one place clients and engines are created.
+    ``kind``: ``daemon`` (splits the jobs with the other live daemons of its controller),
+    ``once`` or ``catch-up`` (collect every job they are asked)."""
+    ledger = open_ledger_for_delivery(settings)
+    try:
+        replica = join_replicas(settings, ledger, kind)
+    except BaseException:
+        ledger.close()
+        raise
     metrics = Metrics()
     jenkins = jenkins_client(settings, metrics)
     webhook = webhook_client(settings)
-    ledger = open_ledger_for_delivery(settings)
     gate = delivery_gate(settings)
     return Harvester(
         jenkins=jenkins,
@@ -158,12 +192,15 @@ def build_harvester(settings: Settings, stop: threading.Event) -> Harvester:
         ),
         gate=gate,
         new_deliverer=lambda clock: make_deliverer(
-            settings, webhook, ledger, metrics, stop, gate, clock
+            settings, webhook, ledger, metrics, stop, gate, clock, replica.owner()
         ),
+        replica=replica,
     )
 
 
 def close_harvester(harvester: Harvester) -> None:
     harvester.jenkins.close()
     harvester.webhook.close()
+    if harvester.replica is not None:
+        harvester.replica.__exit__(None, None, None)
     harvester.ledger.close()

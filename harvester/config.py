@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self, TypeVar
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -94,6 +95,9 @@ class JenkinsConfig(_SecretSection):
     credential_key = "api_token"
 
     url: str
+    # The controller's key in the ledger (CONTRACT §5): processes with different names never see
+    # each other's rows; processes with the same name are replicas of one harvester.
+    name: str | None = Field(None, min_length=1, max_length=255, pattern=r"^\S(.*\S)?$")
     username: str
     api_token: SecretStr | None = None
     api_token_file: Path | None = None
@@ -111,6 +115,15 @@ class JenkinsConfig(_SecretSection):
                 "must be an http:// or https:// URL, e.g. https://jenkins.example.com/"
             )
         return value if value.endswith("/") else value + "/"
+
+    @property
+    def controller(self) -> str:
+        """``name``, else host[:port][/path] of ``url`` (never its credentials)."""
+        if self.name is not None:
+            return self.name
+        parts = urlsplit(without_userinfo(self.url))
+        # Host names are case-insensitive; the path is not.
+        return (parts.netloc.lower() + parts.path).rstrip("/")
 
 
 class SeiConfig(_SecretSection):

@@ -17,6 +17,7 @@ from harvester.delivery.gate import DeliveryGate
 from harvester.errors import ExitCode, JenkinsUnreachable
 from harvester.jenkins.client import JenkinsClient
 from harvester.ledger import Ledger
+from harvester.replica import Membership
 from harvester.sei.webhook import WebhookClient
 from harvester.util.timeparse import resolve_when
 
@@ -107,6 +108,8 @@ class Harvester:
     new_collector: Callable[[Clock], Collector]
     gate: DeliveryGate
     new_deliverer: Callable[[Clock], Deliverer]
+    replica: Membership | None = None
+    """This process in the replica registry; a daemon collects only its share of the jobs."""
 
     def collector(self) -> Collector:
         return self.new_collector(self.clock)
@@ -120,13 +123,22 @@ class Harvester:
         requests_before = self.jenkins.total_requests
         collect = CollectReport()
         jenkins_error = None
+        owns = None if self.replica is None else self.replica.jobs()
         try:
-            collect = self.collector().collect(resolve_when(self.since, started))
+            collect = self.collector().collect(resolve_when(self.since, started), owns=owns)
         except JenkinsUnreachable as exc:
             # Nothing can be collected, but what is pending can still be delivered.
             log.error("%s", exc)
             jenkins_error = exc
         self.metrics.builds_collected.inc(collect.builds_collected)
+        if self.replica is not None:
+            # A replica dead for 3 intervals: its claimed rows are delivered by the live ones.
+            released = self.ledger.release_dead_claims()
+            if released:
+                log.warning(
+                    "%d build(s) claimed by a replica that stopped heartbeating are due again",
+                    released,
+                )
         delivery = self.deliverer().deliver_due()
         counts = self.ledger.stats().counts
         pending = counts["pending"]

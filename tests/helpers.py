@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -54,6 +55,11 @@ def loopback_dict(sim: Any, receiver: Any, tmp_path: Path, **sections: Any) -> d
         jenkins=jenkins,
         **sections,
     )
+
+
+def controller_of(sim: Any) -> str:
+    """The controller name a config aimed at ``sim`` has by default (host:port of its URL)."""
+    return str(urlsplit(sim.url).netloc)
 
 
 def loopback_config(

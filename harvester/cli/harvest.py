@@ -46,7 +46,7 @@ log = logging.getLogger("harvester")
 def cmd_run(args: argparse.Namespace) -> int:
     config = settings(args)
     stop = threading.Event()
-    harvester = build_harvester(config, stop)
+    harvester = build_harvester(config, stop, "once" if args.once else "daemon")
     try:
         _note_since(harvester, config.harvest.since)
         if args.once:
@@ -138,7 +138,7 @@ def cmd_catch_up(args: argparse.Namespace) -> int:
                 say(json.dumps(payload, ensure_ascii=False))
 
         else:
-            harvester = build_harvester(config, stop)
+            harvester = build_harvester(config, stop, "catch-up")
             resources.callback(close_harvester, harvester)
             collector, deliverer = harvester.collector(), harvester.deliverer()
         result = catch_up(

@@ -58,7 +58,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger_list(args: argparse.Namespace) -> int:
-    ledger = open_ledger(ledger_settings(args))
+    ledger = open_ledger(ledger_settings(args), args.controller)
     try:
         entries = ledger.entries(status=args.status, job_glob=args.job, limit=args.limit)
         output.print_entries(entries, as_json=args.json)
@@ -68,7 +68,7 @@ def cmd_ledger_list(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger_show(args: argparse.Namespace) -> int:
-    ledger = open_ledger(ledger_settings(args))
+    ledger = open_ledger(ledger_settings(args), args.controller)
     try:
         entry = entry_of(ledger, args.job, args.build)
         output.print_entry(entry, ledger.history(entry.id), as_json=args.json)
@@ -89,7 +89,7 @@ def cmd_ledger_retry(args: argparse.Namespace) -> int:
         raise UsageError("ledger retry JOB needs a BUILD number too")
     if args.job_glob is not None and args.job is not None:
         raise UsageError("--job GLOB goes with --dead or --pending")
-    ledger = open_ledger(ledger_settings(args))
+    ledger = open_ledger(ledger_settings(args), args.controller)
     try:
         if args.job is not None:
             entry = entry_of(ledger, args.job, args.build)
@@ -116,7 +116,7 @@ def cmd_ledger_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger_forget(args: argparse.Namespace) -> int:
-    ledger = open_ledger(ledger_settings(args))
+    ledger = open_ledger(ledger_settings(args), args.controller)
     try:
         job = resolve_job(ledger, args.job)
         if not ledger.forget(job, args.build, now()):
@@ -128,7 +128,7 @@ def cmd_ledger_forget(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger_stats(args: argparse.Namespace) -> int:
-    ledger = open_ledger(ledger_settings(args))
+    ledger = open_ledger(ledger_settings(args), args.controller)
     try:
         output.print_stats(ledger.stats(), as_json=args.json)
     finally:

@@ -41,6 +41,7 @@ def complain(text: str) -> None:
 def entry_as_json(entry: LedgerEntry) -> dict[str, Any]:
     """The ``ledger list --json`` object (CONTRACT §2: these keys at least)."""
     return {
+        "controller": entry.controller,
         "job": entry.job,
         "build": entry.number,
         "status": entry.status,
@@ -76,9 +77,20 @@ def print_entries(entries: Sequence[LedgerEntry], *, as_json: bool) -> None:
     if not entries:
         out.print("The ledger holds no builds that match.")
         return
-    table = Table("job", "build", "status", "result", "attempts", "started", "sent", "last error")
+    table = Table(
+        "controller",
+        "job",
+        "build",
+        "status",
+        "result",
+        "attempts",
+        "started",
+        "sent",
+        "last error",
+    )
     for entry in entries:
         table.add_row(
+            entry.controller,
             entry.job,
             str(entry.number),
             entry.status,
@@ -115,6 +127,7 @@ def print_entry(entry: LedgerEntry, history: Sequence[DeliveryAttempt], *, as_js
     out = console()
     table = Table(show_header=False, box=None)
     for key in (
+        "controller",
         "job",
         "build",
         "status",
@@ -150,6 +163,7 @@ def stats_json(stats: LedgerStats) -> dict[str, Any]:
         "total": sum(stats.counts.values()),
         "oldest_pending_started_at": iso_utc(stats.oldest_pending_started_at),
         "last_successful_cycle_at": iso_utc(stats.last_successful_cycle_at),
+        "controllers": stats.by_controller,
     }
 
 
@@ -166,6 +180,9 @@ def print_stats(stats: LedgerStats, *, as_json: bool) -> None:
     table.add_row("oldest pending", data["oldest_pending_started_at"] or "-")
     table.add_row("last successful cycle", data["last_successful_cycle_at"] or "never")
     out.print(table)
+    for controller, counts in stats.by_controller.items():
+        shown = ", ".join(f"{status} {count}" for status, count in counts.items())
+        out.print(f"controller {controller or '(not yet adopted)'}: {shown}")
 
 
 class BarProgress(Progress):

@@ -26,6 +26,14 @@ Handler = Callable[[argparse.Namespace], int]
 LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
+def _controller_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--controller",
+        metavar="NAME",
+        help="only this controller's rows (its jenkins.name; default: every controller's)",
+    )
+
+
 def _global_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
     parser.add_argument(
         "--config",
@@ -130,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--job", metavar="GLOB")
     listing.add_argument("--limit", type=positive, metavar="N")
     listing.add_argument("--json", action="store_true")
+    _controller_option(listing)
     show = _command(
         actions,
         "show",
@@ -140,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("job", metavar="JOB")
     show.add_argument("build", metavar="BUILD", type=build_number)
     show.add_argument("--json", action="store_true")
+    _controller_option(show)
     retry = _command(
         actions,
         "retry",
@@ -154,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--pending", action="store_true", help="every pending row, due now (with --job GLOB)"
     )
     retry.add_argument("--job", dest="job_glob", metavar="GLOB")
+    _controller_option(retry)
     forget = _command(
         actions,
         "forget",
@@ -163,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     forget.add_argument("job", metavar="JOB")
     forget.add_argument("build", metavar="BUILD", type=build_number)
+    _controller_option(forget)
     stats = _command(
         actions,
         "stats",
@@ -171,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_ledger_stats,
     )
     stats.add_argument("--json", action="store_true")
+    _controller_option(stats)
 
     db = _command(commands, "db", "the ledger's schema", "harvester db upgrade")
     db_actions = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)

@@ -151,9 +151,12 @@ class Collector:
 
     # -- a cycle ---------------------------------------------------------------------------------
 
-    def collect(self, since: datetime) -> CollectReport:
+    def collect(
+        self, since: datetime, *, owns: Callable[[str], bool] | None = None
+    ) -> CollectReport:
         """Collect every newly finished build of every selected job into the ledger, and
-        re-check the builds held back."""
+        re-check the builds held back. ``owns``: which jobs are this replica's to collect (the
+        others are collected by the other live replicas, CONTRACT §7); None: every job."""
         assert self.ledger is not None
         report = CollectReport()
         jobs = self.discover()
@@ -163,6 +166,8 @@ class Collector:
         since_ms = to_epoch_ms(since)
         plans: dict[str, JobPlan] = {}
         for job in jobs:
+            if owns is not None and not owns(job.full_name):
+                continue
             cursor = cursors.get(job.full_name)
             if recreated(cursor, job.last_build):
                 plans[job.full_name] = JobPlan(FROM_THE_START, frozenset(), recreated=True)

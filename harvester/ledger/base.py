@@ -3,16 +3,17 @@ transaction is opened."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import OperationalError
 
-from harvester.errors import LedgerUnavailable
+from harvester.errors import LedgerError, LedgerUnavailable
 from harvester.ledger import migrate as migrations
-from harvester.ledger.dialects import Dialect
+from harvester.ledger.dialects import Dialect, database_reason
 from harvester.ledger.statements import CLAIM_SELECT, SELECT_ATTEMPTS
 
 # A claimed row is not handed to another worker or replica for this long; if the process dies with
@@ -23,22 +24,51 @@ CLAIM_LEASE = timedelta(minutes=5)
 class LedgerBase:
     """Thread-safe: each call uses its own connection."""
 
-    def __init__(self, engine: Engine, dialect: Dialect) -> None:
+    def __init__(self, engine: Engine, dialect: Dialect, controller: str | None = None) -> None:
         self._engine = engine
         self._dialect = dialect
+        # Whose rows this process reads and writes (jenkins.name, CONTRACT §5). None: the
+        # `ledger` commands, which see every controller's rows unless told one.
+        self.controller = controller
         self._claim_select = dialect.claim(CLAIM_SELECT)
         self._select_attempts = dialect.lock_row(SELECT_ATTEMPTS)
 
     def close(self) -> None:
         self._engine.dispose()
 
+    @property
+    def dialect_name(self) -> str:
+        return self._dialect.name
+
+    def hold_daemon_lock(self) -> Callable[[], None]:
+        """A second daemon on one SQLite ledger is refused (CONTRACT §7): ConfigError naming
+        ledger.url. Returns the release; PostgreSQL holds no lock (replicas share the work)."""
+        return self._dialect.hold_daemon_lock(self._engine)
+
     # -- schema -------------------------------------------------------------------------------
 
     def upgrade(self, revision: str = "head") -> None:
-        migrations.upgrade(self._engine, revision)
+        migrations.upgrade(self._engine, self._dialect, revision)
 
     def downgrade(self, revision: str = "base") -> None:
-        migrations.downgrade(self._engine, revision)
+        migrations.downgrade(self._engine, self._dialect, revision)
+
+    def _scoped(self, query: Any, table: Any) -> Any:
+        """``query`` limited to this controller's rows; every controller's when there is none
+        (the ``ledger`` commands' reads). Writes use :attr:`_me`, which requires one."""
+        if self.controller is None:
+            return query
+        return query.where(table.controller == self.controller)
+
+    @property
+    def _me(self) -> str:
+        """This process's controller: every collecting and delivering query is scoped by it."""
+        if self.controller is None:
+            raise LedgerError(
+                "internal: the ledger was opened without a controller (jenkins.name)",
+                hint="open it with Ledger.open(url, controller=...)",
+            )
+        return self.controller
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -53,12 +83,6 @@ class LedgerBase:
     def _write(self) -> Iterator[Connection]:
         with _unavailable_as_error(), self._engine.begin() as connection:
             yield connection
-
-
-def database_reason(exc: SQLAlchemyError) -> str:
-    """The driver's first line of an error, short: what went wrong, not SQLAlchemy's wrapping."""
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-    return text if len(text) < 200 else text[:200] + "..."
 
 
 @contextmanager

@@ -17,14 +17,18 @@ from harvester.util.timeparse import to_epoch_ms
 class Collecting(LedgerBase):
     def cursors(self) -> dict[str, int]:
         with self._read() as connection:
-            rows = connection.execute(select(JobCursorRow.job, JobCursorRow.last_number)).all()
+            rows = connection.execute(
+                self._scoped(select(JobCursorRow.job, JobCursorRow.last_number), JobCursorRow)
+            ).all()
             return {row.job: row.last_number for row in rows}
 
     def held(self) -> dict[str, set[int]]:
         """Every job's held numbers: builds re-checked one by one each cycle."""
         found: dict[str, set[int]] = {}
         with self._read() as connection:
-            for job, number in connection.execute(select(HeldBuildRow.job, HeldBuildRow.number)):
+            for job, number in connection.execute(
+                self._scoped(select(HeldBuildRow.job, HeldBuildRow.number), HeldBuildRow)
+            ):
                 found.setdefault(job, set()).add(number)
         return found
 
@@ -34,7 +38,7 @@ class Collecting(LedgerBase):
         found: dict[int, set[int]] = {}
         with self._read() as connection:
             rows = connection.execute(
-                select(BuildRow.number, BuildRow.started_at).where(
+                self._scoped(select(BuildRow.number, BuildRow.started_at), BuildRow).where(
                     BuildRow.job == job, BuildRow.number > above
                 )
             )
@@ -56,17 +60,21 @@ class Collecting(LedgerBase):
         transaction: the cursor never passes a build that is not safely stored or held. Returns
         how many rows were new (``pending`` ones)."""
         inserted = 0
+        me = self._me
         hold, unhold = list(hold), list(unhold)
         with self._write() as connection:
             if builds:
                 # RETURNING counts what was new; executemany rowcounts differ between drivers.
                 statement = (
                     self._dialect.insert(BuildRow)
-                    .on_conflict_do_nothing(index_elements=["job", "number", "started_at"])
+                    .on_conflict_do_nothing(
+                        index_elements=["controller", "job", "number", "started_at"]
+                    )
                     .returning(BuildRow.id, BuildRow.status)
                 )
                 values = [
                     {
+                        "controller": me,
                         "job": b.job,
                         "number": b.number,
                         "status": "pending" if b.skipped is None else "skipped",
@@ -86,15 +94,20 @@ class Collecting(LedgerBase):
                 for job, number in unhold:
                     connection.execute(
                         delete(HeldBuildRow).where(
-                            HeldBuildRow.job == job, HeldBuildRow.number == number
+                            HeldBuildRow.controller == me,
+                            HeldBuildRow.job == job,
+                            HeldBuildRow.number == number,
                         )
                     )
             if hold:
                 connection.execute(
                     self._dialect.insert(HeldBuildRow).on_conflict_do_nothing(
-                        index_elements=["job", "number"]
+                        index_elements=["controller", "job", "number"]
                     ),
-                    [{"job": job, "number": number, "held_since": now} for job, number in hold],
+                    [
+                        {"controller": me, "job": job, "number": number, "held_since": now}
+                        for job, number in hold
+                    ],
                 )
             if cursor is not None:
                 self._advance_cursor(connection, cursor[0], cursor[1], now)
@@ -102,11 +115,11 @@ class Collecting(LedgerBase):
 
     def _advance_cursor(self, connection: Connection, job: str, number: int, now: datetime) -> None:
         statement = self._dialect.insert(JobCursorRow).values(
-            job=job, last_number=number, updated_at=now
+            controller=self._me, job=job, last_number=number, updated_at=now
         )
         excluded = statement.excluded
         statement = statement.on_conflict_do_update(
-            index_elements=["job"],
+            index_elements=["controller", "job"],
             # Never backwards: a late or concurrent writer must not re-open settled builds.
             set_={
                 "last_number": self._dialect.greatest(
@@ -122,5 +135,13 @@ class Collecting(LedgerBase):
         held numbers belonged to the old job (the one place a cursor moves backwards on its own;
         the rows stay, and numbers the new job reuses are recorded ``skipped``)."""
         with self._write() as connection:
-            connection.execute(delete(JobCursorRow).where(JobCursorRow.job == job))
-            connection.execute(delete(HeldBuildRow).where(HeldBuildRow.job == job))
+            connection.execute(
+                delete(JobCursorRow).where(
+                    JobCursorRow.controller == self._me, JobCursorRow.job == job
+                )
+            )
+            connection.execute(
+                delete(HeldBuildRow).where(
+                    HeldBuildRow.controller == self._me, HeldBuildRow.job == job
+                )
+            )

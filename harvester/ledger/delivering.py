@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, update
 
 from harvester.attempt import Attempt
 from harvester.ledger.base import CLAIM_LEASE, LedgerBase
@@ -26,13 +26,17 @@ class Delivering(LedgerBase):
         """Pending rows whose next attempt is due, oldest build first, leased to ``owner`` so
         that no other worker or replica sends them meanwhile."""
         with self._write() as connection:
+            db_now = self._dialect.clock(connection)
             ids = list(
-                connection.execute(self._claim_select, {"now": now, "limit": limit}).scalars()
+                connection.execute(
+                    self._claim_select,
+                    {"controller": self._me, "now": now, "db_now": db_now, "limit": limit},
+                ).scalars()
             )
             if not ids:
                 return []
             connection.execute(
-                CLAIM_UPDATE, {"ids": ids, "until": now + CLAIM_LEASE, "owner": owner}
+                CLAIM_UPDATE, {"ids": ids, "until": db_now + CLAIM_LEASE, "owner": owner}
             )
             rows = connection.execute(CLAIMED_ROWS, {"ids": ids}).all()
             return [LedgerEntry.from_row(row) for row in rows]
@@ -50,7 +54,7 @@ class Delivering(LedgerBase):
                     BuildRow.claimed_by == owner,
                     BuildRow.status == "pending",
                 )
-                .values(claimed_until=now + CLAIM_LEASE)
+                .values(claimed_until=self._dialect.clock(connection) + CLAIM_LEASE)
                 .returning(BuildRow.id)
             ).all()
         return {row.id for row in rows}
@@ -91,26 +95,6 @@ class Delivering(LedgerBase):
                 )
                 .values(attempts=BuildRow.attempts - 1, status="pending")
             )
-
-    def release_dead_claims(self, owner_alive: Callable[[str], bool], now: datetime) -> int:
-        """Release the claims of owners that ``owner_alive`` says are gone (a process killed
-        mid-delivery), so their rows need not wait out the lease. Live owners keep theirs: a
-        catch-up started beside the daemon must not re-send the daemon's rows in flight."""
-        with self._write() as connection:
-            owners = connection.execute(
-                select(BuildRow.claimed_by)
-                .where(BuildRow.claimed_by.is_not(None), BuildRow.claimed_until > now)
-                .distinct()
-            ).scalars()
-            dead = [owner for owner in owners if owner is not None and not owner_alive(owner)]
-            if not dead:
-                return 0
-            result = connection.execute(
-                update(BuildRow)
-                .where(BuildRow.claimed_by.in_(dead))
-                .values(claimed_until=None, claimed_by=None)
-            )
-            return result.rowcount or 0
 
     def record_attempt(
         self,
@@ -161,7 +145,7 @@ class Delivering(LedgerBase):
                     "next_at": next_attempt_at,
                     "sent": sent_at,
                     "body": outcome.body,
-                    "lease_until": now + CLAIM_LEASE if keep else None,
+                    "lease_until": self._dialect.clock(connection) + CLAIM_LEASE if keep else None,
                     "lease_owner": owner if keep else None,
                 },
             )

@@ -10,16 +10,24 @@ reads and then writes can deadlock against another and fail at once, whatever th
 
 from __future__ import annotations
 
+import fcntl
+import os
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, create_engine, event, func, make_url
+from sqlalchemy import Connection, Engine, Select, create_engine, event, func, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from harvester.errors import LedgerError
+from harvester.errors import ConfigError, LedgerError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# pg_advisory_xact_lock's key for migrations: any constant, the same in every harvester.
+MIGRATION_LOCK_KEY = 0x68617276  # "harv"
 
 
 class Dialect:
@@ -50,6 +58,22 @@ class Dialect:
         (SQLite's ``BEGIN IMMEDIATE`` already holds the write lock)."""
         return select
 
+    @contextmanager
+    def migrating(self, engine: Engine) -> Iterator[Connection]:
+        """A transaction that only one process at a time holds, for migrations: any number of
+        processes may start at once on an empty database (CONTRACT §7)."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def hold_daemon_lock(self, engine: Engine) -> Callable[[], None]:
+        """Refuse a second daemon where replicas cannot work (SQLite); returns the release."""
+        return lambda: None
+
+    def clock(self, connection: Connection) -> datetime:
+        """The database's clock, for leases and heartbeats (CONTRACT §7): replicas on hosts whose
+        clocks disagree still agree on who holds what."""
+        raise NotImplementedError
+
 
 class Sqlite(Dialect):
     name = "sqlite"
@@ -72,8 +96,11 @@ class Sqlite(Dialect):
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection: Connection) -> None:
-            if connection.get_execution_options().get("harvester_readonly"):
+            options = connection.get_execution_options()
+            if options.get("harvester_readonly"):
                 connection.exec_driver_sql("BEGIN")
+            elif options.get("harvester_exclusive"):
+                connection.exec_driver_sql("BEGIN EXCLUSIVE")
             else:
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -88,6 +115,58 @@ class Sqlite(Dialect):
 
     def greatest(self, left: Any, right: Any) -> Any:
         return func.max(left, right)  # SQLite's two-argument max() is a scalar function
+
+    @contextmanager
+    def migrating(self, engine: Engine) -> Iterator[Connection]:
+        with engine.connect() as connection:
+            raw = connection.connection.dbapi_connection
+            assert raw is not None
+            # Off for the migration, and set outside a transaction (inside, it is a no-op): a
+            # table rebuilt by a migration is dropped, and with foreign keys on, dropping
+            # ``builds`` would cascade to every row's delivery history.
+            raw.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with connection.execution_options(harvester_exclusive=True).begin():
+                    yield connection
+                    problems = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if problems:
+                        raise LedgerError(
+                            f"ledger: a migration broke {len(problems)} reference(s); "
+                            "nothing was changed",
+                            hint="report this with the ledger's schema version "
+                            "(harvester db upgrade --help)",
+                        )
+            finally:
+                raw.execute("PRAGMA foreign_keys=ON")
+
+    def hold_daemon_lock(self, engine: Engine) -> Callable[[], None]:
+        # An OS lock beside the file, not a row: a daemon killed with SIGKILL releases it at
+        # once, so `docker restart` is never refused. SQLite serves one host, so it is seen by
+        # every process that can open the file.
+        path = Path(f"{engine.url.database}.daemon-lock")
+        handle = path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise ConfigError(
+                "ledger.url",
+                f"another harvester daemon ({holder}) already runs on this SQLite ledger; "
+                "two daemons on one SQLite file are refused. For replicas, use a PostgreSQL "
+                "ledger (postgresql+psycopg://...); catch-up, ledger and check may run beside "
+                "the daemon",
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        return handle.close  # closing the file releases the lock
+
+    def clock(self, connection: Connection) -> datetime:
+        # SQLite serves one host (CONTRACT §7): its clock is this host's.
+        return datetime.now(tz=UTC)
 
 
 class Postgresql(Dialect):
@@ -108,6 +187,28 @@ class Postgresql(Dialect):
 
     def lock_row(self, select: Select[Any]) -> Select[Any]:
         return select.with_for_update()
+
+    @contextmanager
+    def migrating(self, engine: Engine) -> Iterator[Connection]:
+        # PostgreSQL's DDL is transactional: the lock is held until the migration commits, and
+        # the next process then sees the tables and the version it wrote.
+        with engine.begin() as connection:
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+            yield connection
+
+    def clock(self, connection: Connection) -> datetime:
+        # The statement's time, not the transaction's (now()).
+        value = connection.execute(text("SELECT statement_timestamp()")).scalar_one()
+        assert isinstance(value, datetime)
+        return value.astimezone(UTC)
+
+
+def database_reason(exc: SQLAlchemyError) -> str:
+    """The driver's first line of an error, short: what went wrong, not SQLAlchemy's wrapping."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return text if len(text) < 200 else text[:200] + "..."
 
 
 def dialect_of(url: str) -> Dialect:

@@ -11,9 +11,10 @@ from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from harvester.errors import LedgerError
+from harvester.ledger.dialects import Dialect, database_reason
 
 
 def migrations_location() -> Path:
@@ -43,17 +44,28 @@ def is_current(engine: Engine) -> bool | None:
     return current == head
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, dialect: Dialect, revision: str = "head") -> None:
+    """Migrate under the dialect's lock, so any number of processes may start at once on an
+    empty database (CONTRACT §7): the first migrates, the others wait and then find nothing to
+    do. A ledger already at ``head`` is left alone without taking the lock."""
     try:
-        with engine.begin() as connection:
+        if revision == "head" and is_current(engine):
+            return
+        with dialect.migrating(engine) as connection:
             command.upgrade(_alembic_config(connection), revision)
     except OperationalError as exc:
         raise LedgerError(
-            f"ledger: cannot open or migrate the database ({exc.orig})",
+            f"ledger: cannot open or migrate the database ({database_reason(exc)})",
             hint="check ledger.url, that its directory exists and is writable",
+        ) from None
+    except SQLAlchemyError as exc:
+        raise LedgerError(
+            f"ledger: migrating the database failed ({database_reason(exc)}); nothing was changed",
+            hint="run `harvester db upgrade` again; if it fails the same way, the database holds "
+            "a schema this harvester does not know",
         ) from None
 
 
-def downgrade(engine: Engine, revision: str = "base") -> None:
-    with engine.begin() as connection:
+def downgrade(engine: Engine, dialect: Dialect, revision: str = "base") -> None:
+    with dialect.migrating(engine) as connection:
         command.downgrade(_alembic_config(connection), revision)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -33,6 +33,7 @@ class NewBuild:
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
     id: int
+    controller: str
     job: str
     number: int
     status: str
@@ -50,6 +51,7 @@ class LedgerEntry:
     def from_row(cls, row: Any) -> LedgerEntry:
         return cls(
             id=row.id,
+            controller=row.controller,
             job=row.job,
             number=row.number,
             status=row.status,
@@ -81,3 +83,5 @@ class LedgerStats:
     counts: dict[str, int]
     oldest_pending_started_at: datetime | None
     last_successful_cycle_at: datetime | None
+    by_controller: dict[str, dict[str, int]] = field(default_factory=dict)
+    """The counts of each controller whose rows were counted (CONTRACT §5)."""

@@ -9,9 +9,11 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -23,19 +25,39 @@ class Base(DeclarativeBase):
     pass
 
 
+def _controller() -> Mapped[str]:
+    # Whose row it is (jenkins.name, CONTRACT §5); '' until a 0.1 ledger's rows are adopted.
+    return mapped_column(String(255), server_default="")
+
+
 class BuildRow(Base):
     __tablename__ = "builds"
     __table_args__ = (
         # A number reused by a re-created job is a second build under the same (job, number).
-        UniqueConstraint("job", "number", "started_at", name="uq_builds_job_number_started"),
+        UniqueConstraint(
+            "controller",
+            "job",
+            "number",
+            "started_at",
+            name="uq_builds_controller_job_number_started",
+        ),
         Index("ix_builds_status_next_attempt", "status", "next_attempt_at"),
-        Index("ix_builds_job", "job", "number"),
+        Index("ix_builds_job", "controller", "job", "number"),
         # The claim query's order and filters: it walks this and stops at its LIMIT, never reading
-        # a row's payload (migration 0004).
-        Index("ix_builds_claim", "status", "started_at", "id", "next_attempt_at", "claimed_until"),
+        # a row's payload (migrations 0004, 0005).
+        Index(
+            "ix_builds_claim",
+            "controller",
+            "status",
+            "started_at",
+            "id",
+            "next_attempt_at",
+            "claimed_until",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    controller: Mapped[str] = _controller()
     job: Mapped[str] = mapped_column(String(1024))
     number: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
@@ -70,8 +92,10 @@ class DeliveryAttemptRow(Base):
 
 class JobCursorRow(Base):
     __tablename__ = "job_cursors"
+    __table_args__ = (PrimaryKeyConstraint("controller", "job", name="pk_job_cursors"),)
 
-    job: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    controller: Mapped[str] = _controller()
+    job: Mapped[str] = mapped_column(String(1024))
     # Every build of the job numbered <= this is settled: in the ledger, or deliberately not sent.
     last_number: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -82,9 +106,11 @@ class HeldBuildRow(Base):
     re-checked on its own each cycle; the job's cursor moves past it (CONTRACT §5)."""
 
     __tablename__ = "held_builds"
+    __table_args__ = (PrimaryKeyConstraint("controller", "job", "number", name="pk_held_builds"),)
 
-    job: Mapped[str] = mapped_column(String(1024), primary_key=True)
-    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    controller: Mapped[str] = _controller()
+    job: Mapped[str] = mapped_column(String(1024))
+    number: Mapped[int] = mapped_column(Integer)
     held_since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -92,8 +118,10 @@ class NoteRow(Base):
     """What the last run was configured with, where a change needs a word to the user."""
 
     __tablename__ = "notes"
+    __table_args__ = (PrimaryKeyConstraint("controller", "key", name="pk_notes"),)
 
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    controller: Mapped[str] = _controller()
+    key: Mapped[str] = mapped_column(String(64))
     value: Mapped[str] = mapped_column(Text)
 
 
@@ -101,6 +129,7 @@ class CycleRow(Base):
     __tablename__ = "cycles"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    controller: Mapped[str] = _controller()
     kind: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -111,5 +140,29 @@ class CycleRow(Base):
     jenkins_requests: Mapped[int] = mapped_column(BigInteger)
 
 
+class ReplicaRow(Base):
+    """A running process of a controller (CONTRACT §7): its heartbeat is written on the
+    database's clock, so that replicas on hosts whose clocks disagree agree on who is alive."""
+
+    __tablename__ = "replicas"
+    __table_args__ = (Index("ix_replicas_controller", "controller", "heartbeat_at"),)
+
+    # A uuid per process: host:pid is 1 in every container.
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    controller: Mapped[str] = mapped_column(String(255))
+    # "daemon" replicas split the jobs; "once" and "catch-up" runs collect what they are asked.
+    kind: Mapped[str] = mapped_column(String(16))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    # Which process exactly (boot, pid namespace, pid, start time): one on this host that is
+    # gone is dead at once, without waiting 3 intervals (see ledger.replicas.process_gone).
+    process: Mapped[str] = mapped_column(String(255))
+    # Dead after 3 of these without a heartbeat.
+    interval_seconds: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 BUILDS = Base.metadata.tables[BuildRow.__tablename__]
 DELIVERY_ATTEMPTS = Base.metadata.tables[DeliveryAttemptRow.__tablename__]
+REPLICAS = Base.metadata.tables[ReplicaRow.__tablename__]

@@ -37,11 +37,13 @@ INSERT_ATTEMPT = insert(DELIVERY_ATTEMPTS)
 CLAIM_SELECT = (
     select(BUILDS.c.id)
     .where(
+        BUILDS.c.controller == bindparam("controller"),
         BUILDS.c.status == "pending",
         BUILDS.c.next_attempt_at <= bindparam("now", type_=_UTC_TIME),
         or_(
             BUILDS.c.claimed_until.is_(None),
-            BUILDS.c.claimed_until <= bindparam("now", type_=_UTC_TIME),
+            # Leases are on the database's clock (the "now" above is the deliverer's own).
+            BUILDS.c.claimed_until <= bindparam("db_now", type_=_UTC_TIME),
         ),
     )
     .order_by(BUILDS.c.started_at, BUILDS.c.id)

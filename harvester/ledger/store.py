@@ -17,10 +17,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from harvester.errors import LedgerError
 from harvester.ledger import migrate as migrations
-from harvester.ledger.base import database_reason
 from harvester.ledger.collecting import Collecting
 from harvester.ledger.delivering import Delivering
-from harvester.ledger.dialects import dialect_of, open_engine
+from harvester.ledger.dialects import database_reason, dialect_of, open_engine
 from harvester.ledger.records import (
     STATUSES,
     DeliveryAttempt,
@@ -28,34 +27,60 @@ from harvester.ledger.records import (
     LedgerStats,
     utc,
 )
+from harvester.ledger.replicas import Replicas
 from harvester.ledger.schema import (
     BuildRow,
     CycleRow,
     DeliveryAttemptRow,
+    HeldBuildRow,
     JobCursorRow,
     NoteRow,
 )
 from harvester.util.names import glob_match
 
 
-class Ledger(Collecting, Delivering):
-    """All reads and writes of the ledger. Thread-safe: each call uses its own connection."""
+class Ledger(Collecting, Delivering, Replicas):
+    """All reads and writes of the ledger. Thread-safe: each call uses its own connection.
+
+    ``controller`` (``jenkins.name``) scopes every query to one controller's rows (CONTRACT §5);
+    None, for the ``ledger`` commands, reads every controller's."""
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True) -> Ledger:
-        ledger = cls(*open_engine(url))
+    def open(cls, url: str, *, controller: str | None = None, migrate: bool = True) -> Ledger:
+        ledger = cls(*open_engine(url), controller)
         if migrate:
             ledger.upgrade()
         return ledger
 
+    def adopt(self) -> int:
+        """Give this controller the rows written before the ledger knew controllers (a 0.1
+        ledger's, keyed ``''`` by migration 0005): the first process that opens an upgraded
+        ledger with a controller takes them, so nothing is collected or sent again. Returns
+        how many builds it adopted."""
+        me = self._me
+        with self._write() as connection:
+            adopted = 0
+            for table in (BuildRow, JobCursorRow, HeldBuildRow, NoteRow, CycleRow):
+                result = connection.execute(
+                    update(table).where(table.controller == "").values(controller=me)
+                )
+                if table is BuildRow:
+                    adopted = result.rowcount or 0
+            return adopted
+
+    def controllers(self) -> list[str]:
+        """The controllers that have rows in the ledger."""
+        with self._read() as connection:
+            return sorted(connection.execute(select(BuildRow.controller).distinct()).scalars())
+
     @classmethod
-    def open_to_read(cls, url: str) -> Ledger | None:
+    def open_to_read(cls, url: str, *, controller: str | None = None) -> Ledger | None:
         """The ledger as it is, for a run that writes nothing (``catch-up --dry-run``): None when
         there is none yet (nothing is created), an error when its schema is older than this
         harvester (migrating would be a write)."""
         if not dialect_of(url).exists(url):
             return None
-        ledger = cls(*open_engine(url))
+        ledger = cls(*open_engine(url), controller)
         current = migrations.is_current(ledger._engine)
         if current:
             return ledger
@@ -77,7 +102,9 @@ class Ledger(Collecting, Delivering):
         limit: int | None = None,
     ) -> list[LedgerEntry]:
         """Rows newest first (by build start), filtered."""
-        query = select(BuildRow).order_by(BuildRow.started_at.desc(), BuildRow.id.desc())
+        query = self._scoped(
+            select(BuildRow).order_by(BuildRow.started_at.desc(), BuildRow.id.desc()), BuildRow
+        )
         if status is not None:
             query = query.where(BuildRow.status == status)
         found: list[LedgerEntry] = []
@@ -92,19 +119,30 @@ class Ledger(Collecting, Delivering):
 
     def jobs(self) -> set[str]:
         with self._read() as connection:
-            return set(connection.execute(select(BuildRow.job).distinct()).scalars())
+            return set(
+                connection.execute(
+                    self._scoped(select(BuildRow.job), BuildRow).distinct()
+                ).scalars()
+            )
 
     def entry(self, job: str, number: int) -> LedgerEntry | None:
         """The row of ``job`` #``number``; the newest by start time when a re-created job reused
-        the number (the other is the old job's build)."""
+        the number (the other is the old job's build). Without a controller, a build that two
+        controllers both have is an error naming them."""
         with self._read() as connection:
-            row = connection.execute(
-                select(BuildRow)
+            rows = connection.execute(
+                self._scoped(select(BuildRow), BuildRow)
                 .where(BuildRow.job == job, BuildRow.number == number)
                 .order_by(BuildRow.started_at.desc())
-                .limit(1)
-            ).one_or_none()
-            return None if row is None else LedgerEntry.from_row(row)
+            ).all()
+        controllers = sorted({row.controller for row in rows})
+        if len(controllers) > 1:
+            raise LedgerError(
+                f"{job} #{number} is in the ledger of {len(controllers)} controllers: "
+                + ", ".join(repr(c) for c in controllers),
+                hint="say which with --controller NAME (jenkins.name)",
+            )
+        return LedgerEntry.from_row(rows[0]) if rows else None
 
     def history(self, entry_id: int) -> list[DeliveryAttempt]:
         with self._read() as connection:
@@ -141,8 +179,9 @@ class Ledger(Collecting, Delivering):
         first cycle of a process, and ``ledger retry --pending``."""
         if ids is not None and not ids:
             return 0
-        statement = update(BuildRow).where(
-            BuildRow.status == "pending", BuildRow.next_attempt_at > now
+        statement = self._scoped(
+            update(BuildRow).where(BuildRow.status == "pending", BuildRow.next_attempt_at > now),
+            BuildRow,
         )
         if ids is not None:
             statement = statement.where(BuildRow.id.in_(list(ids)))
@@ -159,6 +198,7 @@ class Ledger(Collecting, Delivering):
                 try:
                     connection.execute(
                         self._dialect.insert(CycleRow).values(
+                            controller=self.controller or "",
                             kind="check",
                             started_at=now,
                             finished_at=now,
@@ -191,7 +231,11 @@ class Ledger(Collecting, Delivering):
                 return False
             connection.execute(
                 update(JobCursorRow)
-                .where(JobCursorRow.job == job, JobCursorRow.last_number >= number)
+                .where(
+                    JobCursorRow.controller == entry.controller,
+                    JobCursorRow.job == job,
+                    JobCursorRow.last_number >= number,
+                )
                 .values(last_number=number - 1, updated_at=now)
             )
             return True
@@ -199,35 +243,52 @@ class Ledger(Collecting, Delivering):
     def stats(self) -> LedgerStats:
         with self._read() as connection:
             counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
-            for status, count in connection.execute(
-                select(BuildRow.status, func.count()).group_by(BuildRow.status)
+            by_controller: dict[str, dict[str, int]] = {}
+            for controller, status, count in connection.execute(
+                self._scoped(
+                    select(BuildRow.controller, BuildRow.status, func.count()), BuildRow
+                ).group_by(BuildRow.controller, BuildRow.status)
             ):
-                counts[status] = count
+                counts[status] += count
+                by_controller.setdefault(controller, dict.fromkeys(STATUSES, 0))[status] = count
             oldest = connection.execute(
-                select(func.min(BuildRow.started_at)).where(BuildRow.status == "pending")
+                self._scoped(select(func.min(BuildRow.started_at)), BuildRow).where(
+                    BuildRow.status == "pending"
+                )
             ).scalar_one_or_none()
             last_cycle = connection.execute(
-                select(func.max(CycleRow.finished_at)).where(CycleRow.succeeded.is_(True))
+                self._scoped(select(func.max(CycleRow.finished_at)), CycleRow).where(
+                    CycleRow.succeeded.is_(True)
+                )
             ).scalar_one_or_none()
-        return LedgerStats(counts, utc(oldest), utc(last_cycle))
+        return LedgerStats(
+            counts, utc(oldest), utc(last_cycle), dict(sorted(by_controller.items()))
+        )
 
     def pending_count(self) -> int:
         with self._read() as connection:
-            return connection.execute(
-                select(func.count()).select_from(BuildRow).where(BuildRow.status == "pending")
-            ).scalar_one()
+            return int(
+                connection.execute(
+                    self._scoped(select(func.count()).select_from(BuildRow), BuildRow).where(
+                        BuildRow.status == "pending"
+                    )
+                ).scalar_one()
+            )
 
     def swap_note(self, key: str, value: str) -> str | None:
         """Record ``value`` under ``key``; returns what was recorded before (None: nothing)."""
         with self._write() as connection:
             before = connection.execute(
-                select(NoteRow.value).where(NoteRow.key == key)
+                select(NoteRow.value).where(NoteRow.controller == self._me, NoteRow.key == key)
             ).scalar_one_or_none()
             if before != value:
-                statement = self._dialect.insert(NoteRow).values(key=key, value=value)
+                statement = self._dialect.insert(NoteRow).values(
+                    controller=self._me, key=key, value=value
+                )
                 connection.execute(
                     statement.on_conflict_do_update(
-                        index_elements=["key"], set_={"value": statement.excluded.value}
+                        index_elements=["controller", "key"],
+                        set_={"value": statement.excluded.value},
                     )
                 )
             return before
@@ -247,6 +308,7 @@ class Ledger(Collecting, Delivering):
         with self._write() as connection:
             connection.execute(
                 self._dialect.insert(CycleRow).values(
+                    controller=self._me,
                     kind=kind,
                     started_at=started_at,
                     finished_at=finished_at,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
-import subprocess
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -15,11 +13,10 @@ from harvester.cli.main import main
 from harvester.cli.output import BarProgress
 from harvester.collect.collector import CollectReport
 from harvester.delivery.deliverer import DeliveryReport
-from harvester.delivery.owner import claim_owner_alive
 from harvester.demo import PIPELINE, Reply, SimBuild, SimStage, Simulator
 from harvester.ledger import Ledger, NewBuild
 from harvester.util.timeparse import iso_utc, to_epoch_ms
-from tests.helpers import loopback_config
+from tests.helpers import controller_of, loopback_config
 
 NOW = datetime.now(tz=UTC).replace(microsecond=0)
 
@@ -64,13 +61,11 @@ def test_window_edges_and_job_filter(config, receiver) -> None:
     assert sorted(n for _, n in receiver.accepted_keys()) == [20, 21, 22, 23, 24]
 
 
-def test_dry_run_writes_and_sends_nothing(config, receiver, capsys, tmp_path) -> None:
+def test_dry_run_writes_and_sends_nothing(config, receiver, sim, capsys, tmp_path) -> None:
     # A row left claimed by a run that died mid-delivery: a real run would release it.
-    ledger = Ledger.open(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'l.db'}", controller=controller_of(sim))
     ledger.add_pending([NewBuild("gone/job", 1, "SUCCESS", "{}", NOW - timedelta(days=1))], now=NOW)
-    gone = subprocess.Popen(["true"])
-    gone.wait()  # a process that has exited
-    ledger.claim_due(NOW, 1, f"{socket.gethostname()}:{gone.pid}")
+    ledger.claim_due(NOW, 1, "a-replica-that-died/1")
     ledger.close()
     # 252h = 10.5 days: team/old #30 (10 days ago) and both other/app builds
     assert main(["--config", str(config), "catch-up", "--since", "252h", "--dry-run"]) == 0
@@ -82,10 +77,10 @@ def test_dry_run_writes_and_sends_nothing(config, receiver, capsys, tmp_path) ->
         ("other/app", 2),
     }
     assert receiver.received == []
-    ledger = Ledger.open(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'l.db'}", controller=controller_of(sim))
     assert [(e.job, e.number) for e in ledger.entries()] == [("gone/job", 1)]
     assert ledger.cursors() == {}
-    assert ledger.release_dead_claims(claim_owner_alive, NOW) == 1  # still claimed
+    assert ledger.release_dead_claims() == 1  # still claimed
     ledger.close()
 
 

@@ -41,7 +41,7 @@ def sim() -> Simulator:
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Ledger:
-    opened = Ledger.open(f"sqlite:///{tmp_path / 'l.db'}")
+    opened = Ledger.open(f"sqlite:///{tmp_path / 'l.db'}", controller="ci")
     yield opened
     opened.close()
 

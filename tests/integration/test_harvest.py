@@ -45,7 +45,7 @@ def sim() -> Simulator:
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Ledger:
-    ledger = Ledger.open(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'l.db'}", controller="ci")
     yield ledger
     ledger.close()
 

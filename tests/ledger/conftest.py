@@ -13,6 +13,6 @@ from harvester.ledger import Ledger
 @pytest.fixture
 def ledger(ledger_url: str) -> Iterator[Ledger]:
     """An empty, migrated ledger on each backend in turn."""
-    opened = Ledger.open(ledger_url)
+    opened = Ledger.open(ledger_url, controller="ci")
     yield opened
     opened.close()

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-import socket
-import subprocess
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,8 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from harvester.attempt import Attempt
-from harvester.delivery.owner import claim_owner, claim_owner_alive
-from harvester.errors import LedgerUnavailable
+from harvester.errors import LedgerError, LedgerUnavailable
 from harvester.ledger import Base, Ledger, NewBuild
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -148,7 +146,7 @@ def test_concurrent_writers_do_not_fail_with_database_is_locked(ledger: Ledger) 
 
 
 def test_two_replicas_never_claim_the_same_row(ledger_url: str) -> None:
-    one, two = Ledger.open(ledger_url), Ledger.open(ledger_url)
+    one, two = Ledger.open(ledger_url, controller="ci"), Ledger.open(ledger_url, controller="ci")
     one.add_pending([build("j", n) for n in range(1, 101)], now=NOW)
     claimed: list[int] = []
     lock = threading.Lock()
@@ -169,17 +167,58 @@ def test_two_replicas_never_claim_the_same_row(ledger_url: str) -> None:
     two.close()
 
 
-def test_only_claims_of_dead_owners_are_released(ledger: Ledger) -> None:
-    ledger.add_pending([build("j", n) for n in range(1, 5)], now=NOW)
-    gone = subprocess.Popen(["true"])
-    gone.wait()  # a process that has exited: its pid is no longer alive
-    host = socket.gethostname()
-    ledger.claim_due(NOW, 2, f"{host}:{gone.pid}")
-    ledger.claim_due(NOW, 1, claim_owner())  # this very process: alive
-    ledger.claim_due(NOW, 1, "other-replica-host:1")  # cannot be checked from here: alive
-    assert ledger.claim_due(NOW, 10, "x") == []
-    assert ledger.release_dead_claims(claim_owner_alive, NOW) == 2
-    assert sorted(e.number for e in ledger.claim_due(NOW, 10, "x")) == [1, 2]
+def test_claims_of_replicas_that_stopped_heartbeating_are_released(ledger: Ledger) -> None:
+    ledger.add_pending([build("j", n) for n in range(1, 6)], now=NOW)
+    ledger.register("live", "daemon", 60)
+    ledger.register("dead", "daemon", 0.01)  # dead after 3 x 0.01 s without a heartbeat
+    ledger.claim_due(NOW, 2, "dead/a")
+    ledger.claim_due(NOW, 1, "live/a")
+    ledger.claim_due(NOW, 1, "host:123:abc")  # an owner from before the registry
+    time.sleep(0.2)
+    assert [r.alive for r in ledger.replicas()] == [True, False]
+    assert ledger.live_daemons() == ["live"]
+    assert ledger.claim_due(NOW, 10, "live/b")[0].number == 5  # the others are still claimed
+    assert ledger.release_dead_claims() == 3
+    assert sorted(e.number for e in ledger.claim_due(NOW, 10, "live/b")) == [1, 2, 4]
+    assert [r.id for r in ledger.replicas()] == ["live"]  # the dead one left the registry
+    ledger.heartbeat("dead", "daemon", 60)  # it was only partitioned: back again
+    assert sorted(ledger.live_daemons()) == ["dead", "live"]
+    ledger.deregister("dead")
+    assert ledger.live_daemons() == ["live"]
+
+
+def test_controllers_never_see_each_other_s_rows(ledger_url: str) -> None:
+    one = Ledger.open(ledger_url, controller="jenkins-a")
+    two = Ledger.open(ledger_url, controller="jenkins-b")
+    # The same job names, numbers and even start times on both (a restored backup, say).
+    assert (
+        one.add_pending(
+            [build("deploy-prod", 1), build("folder/app", 2)],
+            now=NOW,
+            cursor=("deploy-prod", 1),
+            hold=[("folder/app", 3)],
+        )
+        == 2
+    )
+    assert two.add_pending([build("deploy-prod", 1)], now=NOW, cursor=("deploy-prod", 7)) == 1
+    assert one.cursors() == {"deploy-prod": 1} and two.cursors() == {"deploy-prod": 7}
+    assert one.held() == {"folder/app": {3}} and two.held() == {}
+    assert set(two.known("folder/app", 0)) == set()
+    assert [e.job for e in two.claim_due(NOW, 10, "b/x")] == ["deploy-prod"]
+    assert {e.controller for e in one.claim_due(NOW, 10, "a/x")} == {"jenkins-a"}
+    two.restart_job("deploy-prod")
+    assert one.cursors() == {"deploy-prod": 1}
+    assert two.stats().counts["pending"] == 1 and one.stats().counts["pending"] == 2
+    everyone = Ledger.open(ledger_url)  # the `ledger` commands: every controller's rows
+    assert everyone.stats().by_controller == {
+        "jenkins-a": {"pending": 2, "sent": 0, "dead": 0, "skipped": 0},
+        "jenkins-b": {"pending": 1, "sent": 0, "dead": 0, "skipped": 0},
+    }
+    with pytest.raises(LedgerError, match="in the ledger of 2 controllers"):
+        everyone.entry("deploy-prod", 1)
+    assert everyone.controllers() == ["jenkins-a", "jenkins-b"]
+    for ledger in (one, two, everyone):
+        ledger.close()
 
 
 def test_held_numbers_are_kept_until_released_and_restart_clears_them(ledger: Ledger) -> None:
@@ -228,10 +267,23 @@ def test_a_ledger_of_an_earlier_version_upgrades_in_place(ledger_url: str) -> No
             " '2026-11-28 12:00:00', '2026-11-28 11:00:00', '2026-11-28 12:00:00',"
             " '2026-11-28 12:00:01')"
         )
+        connection.exec_driver_sql(
+            "INSERT INTO delivery_attempts (build_id, attempted_at, outcome, http_status,"
+            " duration_ms) VALUES (1, '2026-11-28 12:00:01', 'sent', 202, 5)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO job_cursors (job, last_number, updated_at)"
+            " VALUES ('a', 1, '2026-11-28 12:00:00')"
+        )
     old.close()
-    ledger = Ledger.open(ledger_url)  # every command upgrades it first
+    ledger = Ledger.open(ledger_url, controller="jenkins.example.com")  # upgraded first
+    assert ledger.adopt() == 1  # the first process with a controller takes the old rows
+    assert Ledger.open(ledger_url, controller="other").adopt() == 0  # and only the first
     entry = ledger.entry("a", 1)
     assert entry is not None and (entry.status, entry.attempts) == ("sent", 1)
+    assert entry.controller == "jenkins.example.com"
+    assert len(ledger.history(entry.id)) == 1  # the delivery history survives the migrations
+    assert ledger.cursors() == {"a": 1}
     assert ledger.claim_due(NOW + timedelta(days=9), 10, "x") == []  # nothing sent again
     ledger.close()
     engine.dispose()
@@ -239,7 +291,7 @@ def test_a_ledger_of_an_earlier_version_upgrades_in_place(ledger_url: str) -> No
 
 @pytest.mark.postgres
 def test_a_database_that_went_away_is_an_error_not_a_crash(postgres_url: str) -> None:
-    ledger = Ledger.open(postgres_url)
+    ledger = Ledger.open(postgres_url, controller="ci")
     ledger.add_pending([build("a", 1)], now=NOW)
     base, _, name = postgres_url.rpartition("/")
     admin = sqlalchemy.create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
@@ -259,7 +311,7 @@ def test_the_claim_query_walks_its_index_and_never_sorts(ledger: Ledger, ledger_
     engine = sqlalchemy.create_engine(ledger_url)
     with engine.connect() as connection:
         plan = connection.exec_driver_sql(
-            "EXPLAIN QUERY PLAN SELECT id FROM builds WHERE status = 'pending' AND "
+            "EXPLAIN QUERY PLAN SELECT id FROM builds WHERE controller = 'ci' AND status = 'pending' AND "
             "next_attempt_at <= '2026-12-01' AND (claimed_until IS NULL OR claimed_until <= "
             "'2026-12-01') ORDER BY started_at, id LIMIT 32"
         ).all()

@@ -23,7 +23,7 @@ NOW = datetime.now(tz=UTC).replace(microsecond=0)
 def filled(tmp_path: Path) -> tuple[Path, Ledger]:
     url = f"sqlite:///{tmp_path / 'l.db'}"
     config = write_config(tmp_path / "c.yaml", ledger_url=url)
-    ledger = Ledger.open(url)
+    ledger = Ledger.open(url, controller="jenkins.example.com")
     rows = [
         NewBuild("team/app", 1, "SUCCESS", '{"build_number": 1}', NOW - timedelta(hours=3)),
         NewBuild("team/app", 2, "FAILURE", '{"build_number": 2}', NOW - timedelta(hours=2)),
