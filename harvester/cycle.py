@@ -124,8 +124,11 @@ class Harvester:
         collect = CollectReport()
         jenkins_error = None
         owns = None if self.replica is None else self.replica.jobs()
+        share = None if self.replica is None else self.replica.discovery
         try:
-            collect = self.collector().collect(resolve_when(self.since, started), owns=owns)
+            collect = self.collector().collect(
+                resolve_when(self.since, started), owns=owns, share=share
+            )
         except JenkinsUnreachable as exc:
             # Nothing can be collected, but what is pending can still be delivered.
             log.error("%s", exc)

@@ -4,14 +4,19 @@ daemon, collecting only the jobs that rendezvous hashing gives it among the live
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from types import TracebackType
 
 from harvester.collect.split import owner_of
 from harvester.errors import HarvesterError
+from harvester.jenkins.discovery import DiscoveredJob
 from harvester.ledger import Ledger
 from harvester.ledger.replicas import new_replica_id
 
@@ -20,6 +25,8 @@ log = logging.getLogger(__name__)
 # Beats per interval: a replica is dead after 3 intervals, so a few missed beats (a database
 # blip) never make a live one look dead.
 BEATS_PER_INTERVAL = 3
+# How stale this replica's view of the live replicas may be while it collects.
+REFRESH_SECONDS = 0.25
 
 
 class Membership:
@@ -38,6 +45,8 @@ class Membership:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._peers: tuple[str, ...] = (self.id,)
+        self._lock = threading.Lock()
+        self._fetched_at: float | None = None
 
     def __enter__(self) -> Membership:
         if self.exclusive:
@@ -75,23 +84,58 @@ class Membership:
                     exc,
                 )
 
+    def discovery(self, discover: Callable[[], list[DiscoveredJob]]) -> list[DiscoveredJob]:
+        """The job list, asked of Jenkins by one live daemon per interval and shared through
+        the ledger, so that replicas together make one discovery per interval, as one would
+        (CONTRACT §7). A replica may then see a list up to 0.9 interval old: a build that
+        finished meanwhile is collected at its next cycle."""
+        if self.kind != "daemon" or len(self._live()) < 2:
+            return discover()
+
+        def compute() -> str:
+            return json.dumps([dataclasses.asdict(job) for job in discover()])
+
+        stored = self.ledger.shared_value(
+            "discovery", timedelta(seconds=0.9 * self.interval), compute
+        )
+        try:
+            return [DiscoveredJob(**job) for job in json.loads(stored)]
+        except (TypeError, ValueError):  # written by another version: ask Jenkins ourselves
+            return discover()
+
     def owner(self) -> str:
         """An owner for one deliverer's claims: this replica's id, then the deliverer's."""
         return f"{self.id}/{uuid.uuid4().hex[:8]}"
 
     def jobs(self) -> Callable[[str], bool] | None:
-        """Which jobs this replica collects this cycle: for a daemon, those it wins among the live
-        daemons of its controller; None (every job) for a one-off run."""
+        """Which jobs this replica collects: for a daemon, those it wins among the live daemons
+        of its controller; None (every job) for a one-off run. The collector asks again right
+        before each job, and the live replicas are re-read at most every REFRESH_SECONDS: a
+        replica that joins mid-cycle takes its jobs at once instead of both collecting them."""
         if self.kind != "daemon":
             return None
-        live = set(self.ledger.live_daemons()) | {self.id}
-        peers = tuple(sorted(live))
-        if peers != self._peers:
-            log.info(
-                "%d live replica(s) of %s: this one collects its share of the jobs",
-                len(peers),
-                self.ledger.controller,
-            )
-            self._peers = peers
-        me = self.id
-        return lambda job: owner_of(job, peers) == me
+        self._fetched_at = None
+        return self._owns
+
+    def _owns(self, job: str) -> bool:
+        return owner_of(job, self._live()) == self.id
+
+    def _live(self) -> tuple[str, ...]:
+        """The live daemons of this controller (this one included), re-read when stale."""
+        with self._lock:
+            now = time.monotonic()
+            if self._fetched_at is None or now - self._fetched_at >= REFRESH_SECONDS:
+                self._fetched_at = now
+                try:
+                    peers = tuple(sorted(set(self.ledger.live_daemons()) | {self.id}))
+                except HarvesterError as exc:  # keep the last split; the cycle reports the rest
+                    log.warning("cannot read the live replicas: %s", exc)
+                    peers = self._peers
+                if peers != self._peers:
+                    log.info(
+                        "%d live replica(s) of %s: this one collects its share of the jobs",
+                        len(peers),
+                        self.ledger.controller,
+                    )
+                    self._peers = peers
+            return self._peers

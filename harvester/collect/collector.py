@@ -152,14 +152,20 @@ class Collector:
     # -- a cycle ---------------------------------------------------------------------------------
 
     def collect(
-        self, since: datetime, *, owns: Callable[[str], bool] | None = None
+        self,
+        since: datetime,
+        *,
+        owns: Callable[[str], bool] | None = None,
+        share: Callable[[Callable[[], list[DiscoveredJob]]], list[DiscoveredJob]] | None = None,
     ) -> CollectReport:
         """Collect every newly finished build of every selected job into the ledger, and
         re-check the builds held back. ``owns``: which jobs are this replica's to collect (the
-        others are collected by the other live replicas, CONTRACT §7); None: every job."""
+        others are collected by the other live replicas, CONTRACT §7); None: every job.
+        ``share``: how the job list is shared with the other replicas (it is given the
+        discovery to run when none is fresh)."""
         assert self.ledger is not None
         report = CollectReport()
-        jobs = self.discover()
+        jobs = self.discover() if share is None else share(self.discover)
         report.jobs_seen = len(jobs)
         cursors = self.ledger.cursors()
         held = self.ledger.held()
@@ -177,9 +183,13 @@ class Collector:
             if window is not None or numbers:
                 plans[job.full_name] = JobPlan(window, numbers)
         todo = [job for job in jobs if job.full_name in plans]
-        self.for_each_job(
-            todo, lambda job: self._collect_job(job, plans[job.full_name], report), report
-        )
+
+        def work(job: DiscoveredJob) -> None:
+            # Asked again: a replica that joined since the plan was made may have this job now.
+            if owns is None or owns(job.full_name):
+                self._collect_job(job, plans[job.full_name], report)
+
+        self.for_each_job(todo, work, report)
         return report
 
     def for_each_job(

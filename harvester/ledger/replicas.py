@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from sqlalchemy import Connection, delete, select, update
 
 from harvester.ledger.base import LedgerBase
 from harvester.ledger.records import utc
-from harvester.ledger.schema import BuildRow, ReplicaRow
+from harvester.ledger.schema import BuildRow, NoteRow, ReplicaRow
 
 DEAD_AFTER_INTERVALS = 3
 
@@ -145,6 +146,33 @@ class Replicas(LedgerBase):
     def live_daemons(self) -> list[str]:
         """The ids of this controller's live daemon replicas: they split the jobs among them."""
         return [r.id for r in self.replicas() if r.alive and r.kind == "daemon"]
+
+    def shared_value(self, key: str, max_age: timedelta, compute: Callable[[], str]) -> str:
+        """A value that one replica computes and the others reuse while it is younger than
+        ``max_age`` (by the database's clock): the job list, which every replica would
+        otherwise ask Jenkins for each cycle. The row is locked while ``compute`` runs, so a
+        replica that comes at the same moment waits and reuses it. For PostgreSQL: on SQLite
+        the lock would stop every writer, and there is only one daemon there anyway."""
+        me = self._me
+        with self._write() as connection:
+            connection.execute(
+                self._dialect.insert(NoteRow)
+                .values(controller=me, key=key, value="")
+                .on_conflict_do_nothing(index_elements=["controller", "key"])
+            )
+            where = (NoteRow.controller == me, NoteRow.key == key)
+            stored = connection.execute(
+                self._dialect.lock_row(select(NoteRow.value).where(*where))
+            ).scalar_one()
+            now = self._dialect.clock(connection)
+            stamp, _, value = str(stored).partition("\n")
+            if stamp and now - datetime.fromisoformat(stamp) < max_age:
+                return value
+            value = compute()
+            connection.execute(
+                update(NoteRow).where(*where).values(value=f"{now.isoformat()}\n{value}")
+            )
+            return value
 
     def release_dead_claims(self) -> int:
         """Release the claims of owners that are not live replicas of this controller (killed,

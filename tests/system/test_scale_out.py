@@ -1,0 +1,292 @@
+"""Scale-out on one PostgreSQL ledger (CONTRACT §5, §7), with several real harvester processes:
+controllers whose job names collide, processes migrating an empty database at once, replicas that
+split the work, and the failover of a replica killed with SIGKILL."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy
+import yaml
+
+from harvester.demo import PIPELINE, Receiver, Reply, SimBuild, SimStage, Simulator
+from harvester.ledger import Ledger
+from tests.helpers import GUID, config_dict, controller_of, now_ms, spawn, wait_for
+
+pytestmark = pytest.mark.postgres
+
+OTHER_GUID = "0b8e7d52-7a53-4d1e-8c3e-5f2a9d6b4c11"
+_names = itertools.count()
+
+
+def new_database(postgres_base: str) -> str:
+    name = f"scale{next(_names)}_{int(time.time() * 1000) % 100000}"
+    engine = sqlalchemy.create_engine(f"{postgres_base}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    engine.dispose()
+    return f"{postgres_base}/{name}"
+
+
+def write(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def config_for(
+    path: Path, sim: Simulator, receiver: Receiver, ledger_url: str, **sections: Any
+) -> Path:
+    jenkins = {"api_token": sim.api_token, **sections.pop("jenkins", {})}
+    return write(
+        path,
+        config_dict(
+            jenkins_url=sim.url,
+            sei_url=receiver.url,
+            ledger_url=ledger_url,
+            jenkins=jenkins,
+            **sections,
+        ),
+    )
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out + err
+
+
+def test_two_controllers_with_the_same_job_names_each_deliver_their_own(
+    tmp_path: Path, postgres_base: str
+) -> None:
+    url = new_database(postgres_base)
+    started = now_ms() - 3_600_000
+    with (
+        Simulator() as one,
+        Simulator() as two,
+        Receiver(token="sei-secret-token", instances={GUID, OTHER_GUID}) as receiver,
+    ):
+        for sim in (one, two):
+            # The same names, numbers and start times on both: a controller restored from the
+            # other's backup, say.
+            sim.add("deploy-prod").builds = [SimBuild(n, started + n * 1000) for n in range(1, 8)]
+            sim.add("folder/app", PIPELINE).builds = [
+                SimBuild(n, started + n * 1000, stages=[SimStage("Build")]) for n in range(1, 7)
+            ]
+        first = config_for(tmp_path / "one.yaml", one, receiver, url, jenkins={"name": "ci-east"})
+        second = config_for(
+            tmp_path / "two.yaml", two, receiver, url, sei={"instance_guid": OTHER_GUID}
+        )
+        procs = [spawn(first, "run", "--once"), spawn(second, "run", "--once")]
+        for proc in procs:
+            code, output = finish(proc)
+            assert code == 0, output
+            assert "Traceback" not in output
+        second_name = controller_of(two)
+        by_instance = Counter(
+            (body["instance_guid"], body["job_full_name"]) for body in receiver.accepted()
+        )
+    assert len(receiver.accepted()) == 26  # every build of both, each once
+    assert by_instance == {
+        (GUID, "deploy-prod"): 7,
+        (GUID, "folder/app"): 6,
+        (OTHER_GUID, "deploy-prod"): 7,
+        (OTHER_GUID, "folder/app"): 6,
+    }
+    ledger = Ledger.open(url)
+    assert ledger.controllers() == sorted(["ci-east", second_name])
+    ledger.close()
+    listed = spawn(first, "ledger", "list", "--controller", "ci-east", "--json")
+    out, err = listed.communicate(timeout=30)
+    assert listed.returncode == 0, err
+    rows = json.loads(out)
+    assert len(rows) == 13 and {r["controller"] for r in rows} == {"ci-east"}
+    shown = spawn(first, "ledger", "show", "deploy-prod", "1")
+    code, output = finish(shown)
+    assert code == 2 and "2 controllers" in output and "--controller" in output
+
+
+def test_processes_starting_together_on_an_empty_database_all_migrate(
+    tmp_path: Path, postgres_base: str
+) -> None:
+    for attempt in range(4):
+        url = new_database(postgres_base)
+        config = write(tmp_path / f"c{attempt}.yaml", {"ledger": {"url": url}})
+        procs = [spawn(config, "db", "upgrade") for _ in range(3)]
+        for proc in procs:
+            code, output = finish(proc)
+            assert code == 0, output
+            assert "Traceback" not in output and "up to date" in output
+
+
+def test_a_second_daemon_on_one_sqlite_ledger_is_refused(tmp_path: Path) -> None:
+    with (
+        Simulator() as sim,
+        Receiver(token="sei-secret-token", instances={GUID}) as receiver,
+    ):
+        sim.add("app").builds = [SimBuild(1, now_ms())]
+        url = f"sqlite:///{tmp_path / 'l.db'}"
+        config = config_for(
+            tmp_path / "c.yaml", sim, receiver, url, harvest={"interval_seconds": 1}
+        )
+        daemon = spawn(config, "run")
+        try:
+            assert wait_for(lambda: len(receiver.accepted()) == 1)
+            second = spawn(config, "run")
+            code, output = finish(second, timeout=30)
+            assert code == 2, output
+            assert "ledger.url" in output and "PostgreSQL" in output and "Traceback" not in output
+            # The one-off commands still run beside the daemon.
+            for args in (("run", "--once"), ("ledger", "stats"), ("check",)):
+                code, output = finish(spawn(config, *args), timeout=30)
+                assert code == 0, (args, output)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            code, output = finish(daemon, timeout=15)
+        assert code == 0, output
+        # A daemon killed outright leaves no lock behind: the next one starts.
+        daemon = spawn(config, "run")
+        time.sleep(1.5)
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(timeout=10)
+        again = spawn(config, "run")
+        time.sleep(1.5)
+        assert again.poll() is None, again.communicate()
+        again.send_signal(signal.SIGTERM)
+        assert finish(again, timeout=15)[0] == 0
+
+
+def _replica_scenario(
+    tmp_path: Path, url: str, replicas: int, *, jobs: int = 24, builds: int = 4
+) -> tuple[Counter[tuple[str, int]], int]:
+    """``replicas`` daemons of one controller against one simulator: a backlog, then new builds
+    while they run. Returns the builds received and the Jenkins requests made."""
+    start = now_ms() - 3_600_000
+    with (
+        Simulator() as sim,
+        Receiver(token="sei-secret-token", instances={GUID}) as receiver,
+    ):
+        for j in range(jobs):
+            kind = PIPELINE if j % 2 else "freestyle"
+            job = sim.add(f"team-{j % 3}/job-{j}", kind)
+            job.builds = [
+                SimBuild(n, start + n * 1000, stages=[SimStage("Build")] if j % 2 else None)
+                for n in range(1, builds + 1)
+            ]
+        config = config_for(
+            tmp_path / f"r{replicas}.yaml",
+            sim,
+            receiver,
+            url,
+            jenkins={"name": "shared"},
+            harvest={"interval_seconds": 1, "since": "7d"},
+        )
+        procs = [spawn(config, "run") for _ in range(replicas)]
+        try:
+            total = jobs * builds
+            assert wait_for(lambda: len(set(receiver.accepted_keys())) >= total, timeout=60)
+            for j in range(0, jobs, 3):  # new builds while they run
+                job = sim.job(f"team-{j % 3}/job-{j}")
+                job.builds.append(
+                    SimBuild(builds + 1, now_ms(), stages=[SimStage("Build")] if j % 2 else None)
+                )
+                total += 1
+            assert wait_for(lambda: len(set(receiver.accepted_keys())) >= total, timeout=60)
+            time.sleep(2.5)  # a few idle cycles too
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                code, output = finish(proc, timeout=20)
+                assert code == 0, output
+        return Counter(receiver.accepted_keys()), sum(sim.counts.values())
+
+
+def test_two_replicas_share_the_work_exactly_once(tmp_path: Path, postgres_base: str) -> None:
+    alone, alone_requests = _replica_scenario(tmp_path, new_database(postgres_base), 1)
+    shared, shared_requests = _replica_scenario(tmp_path, new_database(postgres_base), 2)
+    assert set(shared) == set(alone)
+    assert max(shared.values()) == 1  # exactly once
+    # Each job collected by one replica per cycle, and one discovery per interval between them.
+    assert shared_requests <= 1.05 * alone_requests, (shared_requests, alone_requests)
+
+
+def test_a_replica_killed_mid_delivery_is_taken_over(tmp_path: Path, postgres_base: str) -> None:
+    url = new_database(postgres_base)
+    start = now_ms() - 3_600_000
+    with (
+        Simulator() as sim,
+        Receiver(token="sei-secret-token", instances={GUID}) as receiver,
+    ):
+        receiver.default = Reply(202, delay_seconds=0.05)
+        for j in range(6):
+            sim.add(f"job-{j}").builds = [SimBuild(n, start + n * 1000) for n in range(1, 21)]
+        interval = 1.0
+        config = config_for(
+            tmp_path / "c.yaml",
+            sim,
+            receiver,
+            url,
+            jenkins={"name": "shared"},
+            sei={"max_concurrency": 2},
+            harvest={"interval_seconds": interval, "since": "7d"},
+        )
+        victim = spawn(config, "run")
+        assert wait_for(lambda: len(receiver.received) >= 10)
+        survivor = spawn(config, "run")
+        time.sleep(0.5)
+        victim.send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        victim.wait(timeout=10)
+        try:
+            assert wait_for(lambda: len(set(receiver.accepted_keys())) >= 120, timeout=60)
+            took = time.monotonic() - killed_at
+        finally:
+            survivor.send_signal(signal.SIGTERM)
+            code, output = finish(survivor, timeout=20)
+        assert code == 0, output
+        keys = Counter(receiver.accepted_keys())
+    assert set(keys) == {(f"job-{j}", n) for j in range(6) for n in range(1, 21)}
+    assert sum(c - 1 for c in keys.values()) <= 2  # only the POSTs in flight at the kill
+    # Dead after 3 intervals without a heartbeat, taken over at the survivor's next cycle.
+    assert took <= 3 * interval + 2 * interval + 5, took
+
+
+def test_catch_up_beside_a_daemon_with_a_throttling_receiver_sends_each_build_once(
+    tmp_path: Path, postgres_base: str
+) -> None:
+    url = new_database(postgres_base)
+    start = now_ms() - 5 * 86_400_000
+    with (
+        Simulator() as sim,
+        Receiver(token="sei-secret-token", instances={GUID}, limit=(25, 1.0)) as receiver,
+    ):
+        for j in range(5):
+            sim.add(f"job-{j}").builds = [SimBuild(n, start + n * 3_600_000) for n in range(1, 21)]
+        config = config_for(
+            tmp_path / "c.yaml",
+            sim,
+            receiver,
+            url,
+            sei={"max_requests_per_minute": 1200},
+            harvest={"interval_seconds": 1, "since": "3d"},
+        )
+        daemon = spawn(config, "run")
+        try:
+            time.sleep(1.0)
+            code, output = finish(spawn(config, "catch-up", "--since", "6d"), timeout=90)
+            assert code == 0, output
+            assert wait_for(lambda: len(set(receiver.accepted_keys())) >= 100, timeout=60)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            code, output = finish(daemon, timeout=20)
+        assert code == 0, output
+        keys = Counter(receiver.accepted_keys())
+    assert set(keys) == {(f"job-{j}", n) for j in range(5) for n in range(1, 21)}
+    assert max(keys.values()) == 1  # no duplicate, though both collected and delivered
