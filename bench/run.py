@@ -521,6 +521,14 @@ def bench_daemon(args: argparse.Namespace) -> None:
         )
 
 
+def _bench_replicas(args: argparse.Namespace) -> None:
+    # The repo root, for bench.replicas and the tests' PostgreSQL server (tests/pgserver.py).
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.replicas import bench_replicas  # noqa: PLC0415 - starts PostgreSQL: only when asked
+
+    bench_replicas(args)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -560,6 +568,13 @@ def main() -> None:
     daemon.add_argument("--latency-ms", type=float, default=20)
     daemon.add_argument("--interval", type=float, default=10)
     daemon.add_argument("--samples", type=int, default=10)
+    replicas = mode(
+        "replicas", "one daemon, then two, on one PostgreSQL ledger", jobs=500, builds=20
+    )
+    replicas.add_argument("--latency-ms", type=float, default=20)
+    replicas.add_argument("--concurrency", type=int, default=8, help="jenkins.max_concurrency")
+    replicas.add_argument("--interval", type=float, default=5, help="harvest.interval_seconds")
+    replicas.add_argument("--idle-cycles", type=int, default=3)
     args = parser.parse_args()
     modes = {
         "catch-up": bench_catch_up,
@@ -567,6 +582,7 @@ def main() -> None:
         "daemon": bench_daemon,
         "throttled": bench_throttled,
         "held": bench_held,
+        "replicas": _bench_replicas,
     }
     modes[args.mode](args)
 

@@ -54,6 +54,10 @@ def test_the_compose_config_is_valid(tmp_path: Path) -> None:
     )
     settings = settings_from_yaml(text)
     assert settings.ledger.url.startswith("postgresql+psycopg://")
+    # Two replicas of one controller, splitting one API key's 1000 requests a minute.
+    assert compose["services"]["harvester"]["deploy"]["replicas"] == 2
+    assert settings.jenkins.controller == "jenkins-main"
+    assert settings.sei.max_requests_per_minute * 2 <= 1000
     for secret in compose["secrets"].values():
         assert (DEPLOY / (secret["file"] + ".example")).exists()
 

@@ -112,17 +112,24 @@ def test_two_controllers_with_the_same_job_names_each_deliver_their_own(
     assert code == 2 and "2 controllers" in output and "--controller" in output
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_processes_starting_together_on_an_empty_database_all_migrate(
-    tmp_path: Path, postgres_base: str
+    tmp_path: Path, postgres_base: str, backend: str
 ) -> None:
     for attempt in range(4):
-        url = new_database(postgres_base)
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp_path / f'm{attempt}.db'}"
+        else:
+            url = new_database(postgres_base)
         config = write(tmp_path / f"c{attempt}.yaml", {"ledger": {"url": url}})
         procs = [spawn(config, "db", "upgrade") for _ in range(3)]
         for proc in procs:
             code, output = finish(proc)
             assert code == 0, output
             assert "Traceback" not in output and "up to date" in output
+        ledger = Ledger.open_to_read(url)
+        assert ledger is not None  # at head: nothing left to migrate
+        ledger.close()
 
 
 def test_a_second_daemon_on_one_sqlite_ledger_is_refused(tmp_path: Path) -> None:
@@ -163,7 +170,7 @@ def test_a_second_daemon_on_one_sqlite_ledger_is_refused(tmp_path: Path) -> None
 
 
 def _replica_scenario(
-    tmp_path: Path, url: str, replicas: int, *, jobs: int = 24, builds: int = 4
+    tmp_path: Path, url: str, replicas: int, *, jobs: int = 48, builds: int = 5
 ) -> tuple[Counter[tuple[str, int]], int]:
     """``replicas`` daemons of one controller against one simulator: a backlog, then new builds
     while they run. Returns the builds received and the Jenkins requests made."""
@@ -217,7 +224,16 @@ def test_two_replicas_share_the_work_exactly_once(tmp_path: Path, postgres_base:
     assert shared_requests <= 1.05 * alone_requests, (shared_requests, alone_requests)
 
 
-def test_a_replica_killed_mid_delivery_is_taken_over(tmp_path: Path, postgres_base: str) -> None:
+@pytest.mark.parametrize(
+    "how",
+    [
+        pytest.param(signal.SIGKILL, id="killed"),  # gone on this host: seen dead at once
+        pytest.param(signal.SIGSTOP, id="partitioned"),  # still there: 3 intervals, no heartbeat
+    ],
+)
+def test_a_replica_killed_mid_delivery_is_taken_over(
+    tmp_path: Path, postgres_base: str, how: signal.Signals
+) -> None:
     url = new_database(postgres_base)
     start = now_ms() - 3_600_000
     with (
@@ -241,13 +257,14 @@ def test_a_replica_killed_mid_delivery_is_taken_over(tmp_path: Path, postgres_ba
         assert wait_for(lambda: len(receiver.received) >= 10)
         survivor = spawn(config, "run")
         time.sleep(0.5)
-        victim.send_signal(signal.SIGKILL)
+        victim.send_signal(how)
         killed_at = time.monotonic()
-        victim.wait(timeout=10)
         try:
             assert wait_for(lambda: len(set(receiver.accepted_keys())) >= 120, timeout=60)
             took = time.monotonic() - killed_at
         finally:
+            victim.kill()
+            victim.wait(timeout=10)
             survivor.send_signal(signal.SIGTERM)
             code, output = finish(survivor, timeout=20)
         assert code == 0, output
