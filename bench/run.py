@@ -61,6 +61,7 @@ class Shape:
     stages: int
     steps: int
     latency_ms: float
+    capacity: int | None = None  # requests served at once before Jenkins slows (governor mode)
 
 
 def sim_build(number: int, start: int, shape: Shape, *, in_progress: bool = False) -> SimBuild:
@@ -112,7 +113,10 @@ def serve(conn: Connection, shape: Shape, limit: tuple[int, float] | None) -> No
     """The child process: serve the instance and answer the parent's commands until "stop"."""
     from harvester.demo import Receiver  # noqa: PLC0415
 
-    with Simulator(latency_ms=shape.latency_ms) as sim, Receiver(limit=limit) as receiver:
+    with (
+        Simulator(latency_ms=shape.latency_ms, capacity=shape.capacity) as sim,
+        Receiver(limit=limit) as receiver,
+    ):
         sim.record_paths = False
         names = build_instance(sim, shape)
         conn.send(
@@ -135,6 +139,9 @@ def serve(conn: Connection, shape: Shape, limit: tuple[int, float] | None) -> No
             elif command == "reset":
                 sim.reset_counts()
                 conn.send(None)
+            elif command == "served":  # the latency (ms) each request was served with
+                with sim.lock:
+                    conn.send(list(sim.served_ms))
             elif command == "throttled":  # 429s answered so far
                 conn.send(receiver.throttled())
             elif command == "accepted":  # [(job, number, wall-clock time received)]
@@ -521,6 +528,68 @@ def bench_daemon(args: argparse.Namespace) -> None:
         )
 
 
+def _watch(governor: Any, limits: list[int], done: threading.Event) -> None:
+    while not done.wait(0.05):
+        limits.append(governor.limit)
+
+
+def bench_governor(args: argparse.Namespace) -> None:
+    """A catch-up against a simulator that serves --capacity requests at once at its latency and
+    slows down in proportion beyond (latency doubles at twice the capacity), with
+    jenkins.max_concurrency well above it; then the same against one that never slows."""
+    from harvester.app import build_harvester, close_harvester  # noqa: PLC0415
+    from harvester.catchup import LogProgress, catch_up  # noqa: PLC0415
+    from harvester.config import settings_from_mapping  # noqa: PLC0415
+
+    print(f"machine: {machine()}")
+    print(
+        f"governor: catch-up of {args.jobs} jobs x {args.builds} builds, {args.latency_ms:g} ms per "
+        f"request while at most {args.capacity} are served at once, jenkins.max_concurrency "
+        f"{args.concurrency}"
+    )
+    for capacity in (args.capacity, None):
+        shape = Shape(args.jobs, args.builds, args.stages, args.steps, args.latency_ms, capacity)
+        with instance(shape) as inst, tempfile.TemporaryDirectory() as tmp:
+            settings = settings_from_mapping(
+                inst.config(
+                    tmp,
+                    jenkins={"max_concurrency": args.concurrency},
+                    sei={"max_requests_per_minute": 0},
+                )
+            )
+            harvester = build_harvester(settings, threading.Event(), "catch-up")
+            limits: list[int] = []
+            done = threading.Event()
+
+            threading.Thread(
+                target=_watch, args=(harvester.jenkins.governor, limits, done), daemon=True
+            ).start()
+            now = datetime.now(tz=UTC)
+            wall0 = time.perf_counter()
+            result = catch_up(
+                harvester.collector(),
+                harvester.deliverer(),
+                since=now - timedelta(days=365),
+                until=now,
+                job_globs=[],
+                progress=LogProgress(3600),
+            )
+            wall = time.perf_counter() - wall0
+            done.set()
+            close_harvester(harvester)
+            served = inst.ask("served")
+        failed = len(result.collect.job_errors)
+        settled = limits[len(limits) // 2 :] or [0]
+        what = f"slows beyond {capacity} at once" if capacity else "never slows"
+        print(
+            f"  Jenkins {what}: {len(served)} requests, mean latency "
+            f"{statistics.mean(served):.1f} ms = {statistics.mean(served) / args.latency_ms:.2f} x "
+            f"idle (max {max(served):.0f} ms), {failed} job(s) failed, exit {result.exit_code}; "
+            f"concurrency limit in the second half: mean {statistics.mean(settled):.1f}, "
+            f"max {max(limits or [0])}; wall {wall:.1f} s"
+        )
+
+
 def _bench_replicas(args: argparse.Namespace) -> None:
     # The repo root, for bench.replicas and the tests' PostgreSQL server (tests/pgserver.py).
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -575,6 +644,12 @@ def main() -> None:
     replicas.add_argument("--concurrency", type=int, default=8, help="jenkins.max_concurrency")
     replicas.add_argument("--interval", type=float, default=5, help="harvest.interval_seconds")
     replicas.add_argument("--idle-cycles", type=int, default=3)
+    governor = mode(
+        "governor", "catch-up against a Jenkins that slows under load", jobs=100, builds=20
+    )
+    governor.add_argument("--latency-ms", type=float, default=20)
+    governor.add_argument("--capacity", type=int, default=4, help="requests served at full speed")
+    governor.add_argument("--concurrency", type=int, default=16, help="jenkins.max_concurrency")
     args = parser.parse_args()
     modes = {
         "catch-up": bench_catch_up,
@@ -583,6 +658,7 @@ def main() -> None:
         "throttled": bench_throttled,
         "held": bench_held,
         "replicas": _bench_replicas,
+        "governor": bench_governor,
     }
     modes[args.mode](args)
 

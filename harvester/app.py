@@ -43,7 +43,7 @@ def mapping_rules(settings: Settings) -> MappingRules:
 
 
 def jenkins_client(settings: Settings, metrics: Metrics | None = None) -> JenkinsClient:
-    return JenkinsClient(
+    client = JenkinsClient(
         settings.jenkins.url,
         settings.jenkins.username,
         settings.jenkins.secret.get_secret_value(),
@@ -52,6 +52,9 @@ def jenkins_client(settings: Settings, metrics: Metrics | None = None) -> Jenkin
         max_concurrency=settings.jenkins.max_concurrency,
         observer=None if metrics is None else metrics.observe_jenkins,
     )
+    if metrics is not None:
+        metrics.watch_jenkins_concurrency(lambda: client.governor.limit)
+    return client
 
 
 def webhook_client(settings: Settings) -> WebhookClient:

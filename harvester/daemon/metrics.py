@@ -3,6 +3,8 @@ created by the CLI (no module-level collectors)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -66,6 +68,12 @@ class Metrics:
             ["kind", "status_class"],
             registry=self.registry,
         )
+        self.jenkins_concurrency = Gauge(
+            "harvester_jenkins_concurrency",
+            "Requests to Jenkins allowed in flight now: the governor's limit, at most "
+            "jenkins.max_concurrency",
+            registry=self.registry,
+        )
         self.cycle_duration = Histogram(
             "harvester_cycle_duration_seconds",
             "Duration of a cycle (collect and deliver)",
@@ -84,6 +92,9 @@ class Metrics:
     def observe_jenkins(self, kind: str, status: int | None) -> None:
         status_class = "error" if status is None else f"{status // 100}xx"
         self.jenkins_requests.labels(kind=kind, status_class=status_class).inc()
+
+    def watch_jenkins_concurrency(self, limit: Callable[[], float]) -> None:
+        self.jenkins_concurrency.set_function(limit)
 
     def observe_delivery(self, outcome: str) -> None:
         """An attempt's outcome, or ``pause:<reason>`` when delivery paused."""

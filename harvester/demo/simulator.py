@@ -44,6 +44,7 @@ class Simulator(JenkinsJson, ThreadedServer):
         api_token: str = "sim-token",  # noqa: S107 - the simulator's own fake credential
         root_url: str | None = None,
         latency_ms: float = 0.0,
+        capacity: int | None = None,
         wfapi_installed: bool = True,
     ) -> None:
         self.root = SimJob("", FOLDER)
@@ -51,6 +52,11 @@ class Simulator(JenkinsJson, ThreadedServer):
         self.api_token = api_token
         self.configured_root_url = root_url
         self.latency_ms = latency_ms
+        # Requests served at once at latency_ms; beyond, each takes longer in proportion (a
+        # controller whose request threads are all busy): latency doubles at 2 x capacity.
+        self.capacity = capacity
+        self.in_flight = 0
+        self.served_ms: list[float] = []  # the latency each request was served with
         self.wfapi_installed = wfapi_installed
         self.counts: Counter[str] = Counter()
         self.paths: list[str] = []
@@ -145,7 +151,16 @@ class _Handler(QuietHandler):
         kind = _kind(path)
         self._count(kind)
         if sim.latency_ms:
-            time.sleep(sim.latency_ms / 1000)
+            with sim.lock:
+                sim.in_flight += 1
+                load = sim.in_flight / sim.capacity if sim.capacity else 1.0
+            delay_ms = sim.latency_ms * max(1.0, load)
+            try:
+                time.sleep(delay_ms / 1000)
+            finally:
+                with sim.lock:
+                    sim.in_flight -= 1
+                    sim.served_ms.append(delay_ms)
         expected = "Basic " + base64.b64encode(f"{sim.username}:{sim.api_token}".encode()).decode()
         if self.headers.get("Authorization") != expected:
             self._send(

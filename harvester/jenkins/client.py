@@ -40,6 +40,7 @@ from harvester.errors import (
     JenkinsUnreachable,
 )
 from harvester.jenkins.discovery import Container, DiscoveredJob, discovery_tree, walk
+from harvester.jenkins.governor import Governor
 from harvester.jenkins.models import BUILD_FIELDS, BUILDS_PAGE, CAUSE_FIELDS
 from harvester.util import names
 from harvester.util.urls import without_userinfo
@@ -78,7 +79,8 @@ RequestObserver = Callable[[str, int | None], None]
 
 
 class JenkinsClient:
-    """GET-only, thread-safe access to one controller, at most ``max_concurrency`` requests at once."""
+    """GET-only, thread-safe access to one controller, at most ``max_concurrency`` requests at once
+    (the ceiling: the governor lowers it while Jenkins slows down or fails, see governor.py)."""
 
     def __init__(
         self,
@@ -119,7 +121,7 @@ class JenkinsClient:
         session.trust_env = False
         session.max_redirects = 0
         session.headers["Accept"] = "application/json"
-        self._slots = threading.BoundedSemaphore(max(max_concurrency, 1))
+        self.governor = Governor(max_concurrency)
         self._counts: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
         self._observer = observer
@@ -148,11 +150,29 @@ class JenkinsClient:
         status: int | None = None
         started = time.perf_counter()
         try:
-            with self._slots:
-                response: requests.Response = self._server.jenkins_request(
-                    requests.Request("GET", url), add_crumb=False
-                )
-            status = response.status_code
+            with self.governor.slot():
+                asked = time.perf_counter()
+                failed = True  # no answer at all: Jenkins is struggling (or gone)
+                try:
+                    response: requests.Response = self._server.jenkins_request(
+                        requests.Request("GET", url), add_crumb=False
+                    )
+                    status = response.status_code
+                    failed = status >= 500
+                except python_jenkins.NotFoundException:
+                    failed = False  # an answer, and a quick one
+                    raise
+                except python_jenkins.JenkinsException as exc:  # a timeout is one too
+                    failed = (_status_of(exc.__context__) or 500) >= 500
+                    raise
+                except requests.HTTPError as exc:
+                    failed = (_status_of(exc) or 500) >= 500
+                    raise
+                except requests.TooManyRedirects:
+                    failed = False  # a configuration problem, not load
+                    raise
+                finally:
+                    self.governor.record(kind, time.perf_counter() - asked, failed=failed)
         except python_jenkins.NotFoundException:
             status = 404
             if job is None and path.startswith(("api/json", "whoAmI/")):

@@ -157,13 +157,19 @@ def test_a_second_daemon_on_one_sqlite_ledger_is_refused(tmp_path: Path) -> None
             daemon.send_signal(signal.SIGTERM)
             code, output = finish(daemon, timeout=15)
         assert code == 0, output
+
         # A daemon killed outright leaves no lock behind: the next one starts.
+        def cycles() -> int:
+            return sim.counts["root"]  # a discovery: the daemon is in its loop
+
+        before = cycles()
         daemon = spawn(config, "run")
-        time.sleep(1.5)
+        assert wait_for(lambda: cycles() > before)
         daemon.send_signal(signal.SIGKILL)
         daemon.wait(timeout=10)
+        before = cycles()
         again = spawn(config, "run")
-        time.sleep(1.5)
+        assert wait_for(lambda: cycles() > before or again.poll() is not None)
         assert again.poll() is None, again.communicate()
         again.send_signal(signal.SIGTERM)
         assert finish(again, timeout=15)[0] == 0
