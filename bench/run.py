@@ -590,6 +590,13 @@ def bench_governor(args: argparse.Namespace) -> None:
         )
 
 
+def _bench_breakdown(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.breakdown
+    from bench.breakdown import bench_breakdown  # noqa: PLC0415
+
+    bench_breakdown(args)
+
+
 def _bench_replicas(args: argparse.Namespace) -> None:
     # The repo root, for bench.replicas and the tests' PostgreSQL server (tests/pgserver.py).
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -650,6 +657,12 @@ def main() -> None:
     governor.add_argument("--latency-ms", type=float, default=20)
     governor.add_argument("--capacity", type=int, default=4, help="requests served at full speed")
     governor.add_argument("--concurrency", type=int, default=16, help="jenkins.max_concurrency")
+    breakdown = mode(
+        "breakdown", "CPU per build by part, in the real catch-up", jobs=500, builds=20
+    )
+    breakdown.add_argument("--latency-ms", type=float, default=20)
+    breakdown.add_argument("--concurrency", type=int, default=8, help="jenkins.max_concurrency")
+    breakdown.add_argument("--sei-concurrency", type=int, default=4, help="sei.max_concurrency")
     args = parser.parse_args()
     modes = {
         "catch-up": bench_catch_up,
@@ -659,6 +672,7 @@ def main() -> None:
         "held": bench_held,
         "replicas": _bench_replicas,
         "governor": bench_governor,
+        "breakdown": _bench_breakdown,
     }
     modes[args.mode](args)
 
