@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from harvester.collect.collector import Collector, CollectReport, Settled
+from harvester.collect.collector import Collector
 from harvester.collect.cursor import JobScan, Window
+from harvester.collect.report import CollectReport, Settled
 from harvester.delivery.deliverer import Deliverer, DeliveryReport
 from harvester.errors import ExitCode
 from harvester.jenkins.discovery import DiscoveredJob

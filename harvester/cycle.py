@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from harvester.collect.collector import Collector, CollectReport
+from harvester.collect.collector import Collector
+from harvester.collect.report import CollectReport
 from harvester.daemon.metrics import Metrics
 from harvester.delivery.deliverer import Deliverer, DeliveryReport
 from harvester.delivery.gate import DeliveryGate

@@ -20,7 +20,7 @@ from rich.progress import Progress as RichBar
 from rich.table import Table
 
 from harvester.catchup import Progress, progress_counts
-from harvester.collect.collector import CollectReport
+from harvester.collect.report import CollectReport
 from harvester.delivery.deliverer import DeliveryReport
 from harvester.ledger import DeliveryAttempt, LedgerEntry, LedgerStats
 from harvester.util.timeparse import iso_utc

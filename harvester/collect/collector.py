@@ -15,23 +15,22 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from harvester.collect.cursor import (
-    FROM_THE_START,
+    JobPlan,
     JobScan,
     Seen,
     Window,
     first_page_size,
     is_last_page,
-    recreated,
-    window_for,
+    plan_for,
 )
 from harvester.collect.details import BuildDetails, CollectEvent
+from harvester.collect.report import CollectReport, Settled
 from harvester.errors import (
     HarvesterError,
     JenkinsNotFound,
@@ -50,56 +49,6 @@ from harvester.util.timeparse import from_epoch_ms, to_epoch_ms
 log = logging.getLogger(__name__)
 
 REUSED = "number reused by a re-created job: the receiver keys builds by job name and number"
-
-
-@dataclass
-class CollectReport:
-    jobs_seen: int = 0
-    jobs_scanned: int = 0
-    builds_collected: int = 0
-    builds_held: int = 0
-    builds_skipped: int = 0
-    jobs_recreated: int = 0
-    job_errors: dict[str, str] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(
-        self,
-        *,
-        collected: int = 0,
-        held: int = 0,
-        scanned: int = 0,
-        skipped: int = 0,
-        recreated: int = 0,
-    ) -> None:
-        with self._lock:
-            self.jobs_recreated += recreated
-            self.builds_collected += collected
-            self.builds_held += held
-            self.jobs_scanned += scanned
-            self.builds_skipped += skipped
-
-    def error(self, job: str, message: str) -> None:
-        with self._lock:
-            self.job_errors[job] = message
-
-
-@dataclass(frozen=True, slots=True)
-class JobPlan:
-    """What a cycle does for one job: scan a window (or not), and re-check held numbers."""
-
-    window: Window | None
-    held: frozenset[int]
-    recreated: bool = False
-
-
-@dataclass
-class Settled:
-    """What a page (or a held build) settled: rows to write, numbers to hold or release."""
-
-    rows: list[NewBuild] = field(default_factory=list)
-    hold: list[int] = field(default_factory=list)
-    unhold: list[int] = field(default_factory=list)
 
 
 class Collector:
@@ -174,20 +123,34 @@ class Collector:
         for job in jobs:
             if owns is not None and not owns(job.full_name):
                 continue
-            cursor = cursors.get(job.full_name)
-            if recreated(cursor, job.last_build):
-                plans[job.full_name] = JobPlan(FROM_THE_START, frozenset(), recreated=True)
-                continue
-            window = window_for(cursor, job.last_completed_build, since_ms)
-            numbers = frozenset(held.get(job.full_name, ()))
-            if window is not None or numbers:
-                plans[job.full_name] = JobPlan(window, numbers)
+            plan = plan_for(
+                job.last_build,
+                job.last_completed_build,
+                cursors.get(job.full_name),
+                held.get(job.full_name),
+                since_ms,
+            )
+            if plan is not None:
+                plans[job.full_name] = plan
         todo = [job for job in jobs if job.full_name in plans]
 
         def work(job: DiscoveredJob) -> None:
-            # Asked again: a replica that joined since the plan was made may have this job now.
-            if owns is None or owns(job.full_name):
+            if owns is None:
                 self._collect_job(job, plans[job.full_name], report)
+                return
+            assert self.ledger is not None
+            # Asked again: a replica that joined since the plan was made may have this job now;
+            # and one that already started it holds its lease.
+            if not owns(job.full_name):
+                return
+            with self.ledger.job_lease(job.full_name) as leased:
+                if not leased:
+                    return
+                # Planned again from the job's state now: another replica may have moved it.
+                cursor, numbers = self.ledger.job_state(job.full_name)
+                plan = plan_for(job.last_build, job.last_completed_build, cursor, numbers, since_ms)
+                if plan is not None:
+                    self._collect_job(job, plan, report)
 
         self.for_each_job(todo, work, report)
         return report

@@ -12,7 +12,7 @@ unique key and the ``known`` numbers).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -136,3 +136,30 @@ class JobScan:
         if self.ceiling is not None:
             settled = min(settled, self.ceiling - 1)
         return settled if settled > self.window.above else None
+
+
+@dataclass(frozen=True, slots=True)
+class JobPlan:
+    """What a cycle does for one job: scan a window (or not), and re-check held numbers."""
+
+    window: Window | None
+    held: frozenset[int]
+    recreated: bool = False
+
+
+def plan_for(
+    last_build: int | None,
+    last_completed_build: int | None,
+    cursor: int | None,
+    held: Iterable[int] | None,
+    since_ms: int,
+) -> JobPlan | None:
+    """A job's plan from what discovery says of it and its cursor and held numbers; None:
+    nothing to do this cycle."""
+    if recreated(cursor, last_build):
+        return JobPlan(FROM_THE_START, frozenset(), recreated=True)
+    window = window_for(cursor, last_completed_build, since_ms)
+    numbers = frozenset(held or ())
+    if window is None and not numbers:
+        return None
+    return JobPlan(window, numbers)

@@ -3,12 +3,14 @@ cursor, and the numbers it holds back (CONTRACT §5)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import Connection, delete, select
 
-from harvester.ledger.base import LedgerBase
+from harvester.ledger.base import LedgerBase, _unavailable_as_error
 from harvester.ledger.records import NewBuild, utc
 from harvester.ledger.schema import BuildRow, HeldBuildRow, JobCursorRow
 from harvester.util.timeparse import to_epoch_ms
@@ -31,6 +33,36 @@ class Collecting(LedgerBase):
             ):
                 found.setdefault(job, set()).add(number)
         return found
+
+    def job_state(self, job: str) -> tuple[int | None, set[int]]:
+        """``job``'s cursor and held numbers as they are now (another replica may have moved them
+        since the cycle began)."""
+        with self._read() as connection:
+            cursor = connection.execute(
+                select(JobCursorRow.last_number).where(
+                    JobCursorRow.controller == self._me, JobCursorRow.job == job
+                )
+            ).scalar_one_or_none()
+            held = connection.execute(
+                select(HeldBuildRow.number).where(
+                    HeldBuildRow.controller == self._me, HeldBuildRow.job == job
+                )
+            ).scalars()
+            return cursor, set(held)
+
+    @contextmanager
+    def job_lease(self, job: str) -> Iterator[bool]:
+        """Whether this process may collect ``job`` now: False while another replica of its
+        controller collects it (a replica that joined mid-cycle may take a job the others
+        already started)."""
+        digest = hashlib.blake2b(f"{self._me}\0{job}".encode(), digest_size=8).digest()
+        with (
+            _unavailable_as_error(),
+            self._dialect.try_lock(
+                self._engine, int.from_bytes(digest, "big", signed=True)
+            ) as leased,
+        ):
+            yield leased
 
     def known(self, job: str, above: int) -> dict[int, set[int]]:
         """The builds of ``job`` numbered above ``above`` that the ledger holds: number → the

@@ -69,6 +69,12 @@ class Dialect:
         """Refuse a second daemon where replicas cannot work (SQLite); returns the release."""
         return lambda: None
 
+    @contextmanager
+    def try_lock(self, engine: Engine, key: int) -> Iterator[bool]:
+        """Whether this process may work on ``key`` now: False while another process holds it.
+        Held until the block ends (or the process dies)."""
+        yield True  # one process at a time anyway (SQLite: one daemon)
+
     def clock(self, connection: Connection) -> datetime:
         """The database's clock, for leases and heartbeats (CONTRACT §7): replicas on hosts whose
         clocks disagree still agree on who holds what."""
@@ -197,6 +203,17 @@ class Postgresql(Dialect):
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
             )
             yield connection
+
+    @contextmanager
+    def try_lock(self, engine: Engine, key: int) -> Iterator[bool]:
+        # A transaction-scoped advisory lock: released at the end of the block, or by the
+        # server when the holder's connection dies (a replica killed mid-job).
+        with engine.connect() as connection, connection.begin():
+            yield bool(
+                connection.execute(
+                    text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}
+                ).scalar_one()
+            )
 
     def clock(self, connection: Connection) -> datetime:
         # The statement's time, not the transaction's (now()).

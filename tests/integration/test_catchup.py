@@ -11,7 +11,7 @@ import pytest
 
 from harvester.cli.main import main
 from harvester.cli.output import BarProgress
-from harvester.collect.collector import CollectReport
+from harvester.collect.report import CollectReport
 from harvester.delivery.deliverer import DeliveryReport
 from harvester.demo import PIPELINE, Reply, SimBuild, SimStage, Simulator
 from harvester.ledger import Ledger, NewBuild

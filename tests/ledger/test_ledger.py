@@ -318,3 +318,23 @@ def test_the_claim_query_walks_its_index_and_never_sorts(ledger: Ledger, ledger_
     engine.dispose()
     text = " ".join(str(step[-1]) for step in plan)
     assert "COVERING INDEX ix_builds_claim" in text and "TEMP B-TREE" not in text
+
+
+def test_a_job_is_leased_to_one_replica_at_a_time(ledger_url: str) -> None:
+    one = Ledger.open(ledger_url, controller="ci")
+    two = Ledger.open(ledger_url, controller="ci")
+    other = Ledger.open(ledger_url, controller="elsewhere")
+    one.add_pending([], now=NOW, cursor=("app", 4), hold=[("app", 2)])
+    assert two.job_state("app") == (4, {2}) and two.job_state("nope") == (None, set())
+    with one.job_lease("app") as leased:
+        assert leased
+        with two.job_lease("app") as again, other.job_lease("app") as elsewhere:
+            # SQLite has one daemon, so no lease is ever refused there.
+            assert again is ledger_url.startswith("sqlite")
+            assert elsewhere  # another controller's job of the same name
+        with two.job_lease("other-job") as different:
+            assert different
+    with two.job_lease("app") as after:
+        assert after  # released at the end of the block
+    for ledger in (one, two, other):
+        ledger.close()
