@@ -606,6 +606,10 @@ def _bench_replicas(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    # As the `harvester` command does first (harvester.util.memory): fewer malloc arenas.
+    from harvester.util.memory import limit_malloc_arenas  # noqa: PLC0415
+
+    limit_malloc_arenas()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="mode", required=True)
 
