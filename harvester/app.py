@@ -70,9 +70,14 @@ def webhook_client(settings: Settings) -> WebhookClient:
 def open_ledger(settings: Settings | LedgerSettings, controller: str | None = None) -> Ledger:
     """The ledger, migrated first as by every command that opens it (CONTRACT §2, db upgrade).
     Scoped to ``controller``, or, with a full config, to ``jenkins.name``."""
-    if controller is None and isinstance(settings, Settings):
-        controller = settings.jenkins.controller
-    return Ledger.open(settings.ledger.url, controller=controller, migrate=True)
+    connections = 10
+    if isinstance(settings, Settings):
+        controller = controller or settings.jenkins.controller
+        # Collecting threads (each may hold a job's lease), delivery workers, and a few more.
+        connections = settings.jenkins.max_concurrency + settings.sei.max_concurrency + 4
+    return Ledger.open(
+        settings.ledger.url, controller=controller, migrate=True, connections=connections
+    )
 
 
 def open_ledger_to_read(settings: Settings) -> Ledger | None:

@@ -35,7 +35,8 @@ class Dialect:
 
     name = "base"
 
-    def create_engine(self, url: str) -> Engine:
+    def create_engine(self, url: str, connections: int = 10) -> Engine:
+        """``connections``: how many this process may use at once (PostgreSQL's pool)."""
         raise NotImplementedError
 
     def insert(self, table: Any) -> Any:
@@ -84,7 +85,7 @@ class Dialect:
 class Sqlite(Dialect):
     name = "sqlite"
 
-    def create_engine(self, url: str) -> Engine:
+    def create_engine(self, url: str, connections: int = 10) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -150,7 +151,14 @@ class Sqlite(Dialect):
         # once, so `docker restart` is never refused. SQLite serves one host, so it is seen by
         # every process that can open the file.
         path = Path(f"{engine.url.database}.daemon-lock")
-        handle = path.open("a+", encoding="utf-8")
+        try:
+            handle = path.open("a+", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                "ledger.url",
+                f"cannot create {path} ({exc.strerror or exc}): the daemon keeps a lock file "
+                "beside the SQLite ledger; make its directory writable by this user",
+            ) from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -178,8 +186,12 @@ class Sqlite(Dialect):
 class Postgresql(Dialect):
     name = "postgresql"
 
-    def create_engine(self, url: str) -> Engine:
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    def create_engine(self, url: str, connections: int = 10) -> Engine:
+        # Each collecting thread of a replica holds a connection for its job's lease (try_lock)
+        # while it writes through others: the pool must outgrow the threads, or they wait on it.
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=connections, max_overflow=connections
+        )
 
     def insert(self, table: Any) -> Any:
         return postgresql.insert(table)
@@ -232,11 +244,11 @@ def dialect_of(url: str) -> Dialect:
     return Sqlite() if url.startswith("sqlite") else Postgresql()
 
 
-def open_engine(url: str) -> tuple[Engine, Dialect]:
+def open_engine(url: str, connections: int = 10) -> tuple[Engine, Dialect]:
     """The engine for ``ledger.url`` and the dialect that goes with it."""
     dialect = dialect_of(url)
     try:
-        engine = dialect.create_engine(url)
+        engine = dialect.create_engine(url, connections)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise LedgerError(
             f"ledger.url: cannot open the ledger ({exc.__class__.__name__}: {exc})",

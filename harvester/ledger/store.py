@@ -46,8 +46,16 @@ class Ledger(Collecting, Delivering, Replicas):
     None, for the ``ledger`` commands, reads every controller's."""
 
     @classmethod
-    def open(cls, url: str, *, controller: str | None = None, migrate: bool = True) -> Ledger:
-        ledger = cls(*open_engine(url), controller)
+    def open(
+        cls,
+        url: str,
+        *,
+        controller: str | None = None,
+        migrate: bool = True,
+        connections: int = 10,
+    ) -> Ledger:
+        """``connections``: how many threads of this process use the ledger at once."""
+        ledger = cls(*open_engine(url, connections), controller)
         if migrate:
             ledger.upgrade()
         return ledger

@@ -197,7 +197,8 @@ def _replica_scenario(
             sim,
             receiver,
             url,
-            jenkins={"name": "shared"},
+            # More collecting threads than a pool of 10 (+10) serves: each may hold a job lease.
+            jenkins={"name": "shared", "max_concurrency": 12},
             harvest={"interval_seconds": 1, "since": "7d"},
         )
         procs = [spawn(config, "run") for _ in range(replicas)]
