@@ -18,9 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy
-
-from tests.pgserver import postgres_server
+from tests.pgserver import create_database, postgres_server
 
 
 @contextmanager
@@ -49,14 +47,6 @@ def daemons(
             proc.wait(30)
 
 
-def new_database(base: str, name: str) -> str:
-    engine = sqlalchemy.create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    engine.dispose()
-    return f"{base}/{name}"
-
-
 def wait_delivered(inst: Any, total: int, timeout: float) -> tuple[float, int]:
     """Seconds until ``total`` distinct builds were accepted, and how many were accepted twice."""
     start = time.perf_counter()
@@ -78,7 +68,7 @@ def bench_replicas(args: argparse.Namespace) -> None:
     with postgres_server() as base:
         for n, replicas in enumerate((1, 2)):
             with instance(shape) as inst, tempfile.TemporaryDirectory() as tmp:
-                config = _config(inst, tmp, new_database(base, f"bench{n}"), args)
+                config = _config(inst, tmp, create_database(base, f"bench{n}"), args)
                 t0 = time.perf_counter()
                 with daemons(config, replicas, tmp):
                     took, twice = wait_delivered(inst, total, 900)
@@ -90,7 +80,7 @@ def bench_replicas(args: argparse.Namespace) -> None:
         failovers = []
         for how in (signal.SIGKILL, signal.SIGSTOP):
             with instance(shape) as inst, tempfile.TemporaryDirectory() as tmp:
-                config = _config(inst, tmp, new_database(base, f"failover{how.value}"), args)
+                config = _config(inst, tmp, create_database(base, f"failover{how.value}"), args)
                 with daemons(config, 2, tmp) as procs:
                     while len(inst.ask("accepted")) < total // 2:
                         time.sleep(0.1)

@@ -1,17 +1,13 @@
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy
 
 from harvester.demo import Receiver
 from tests.helpers import GUID
-from tests.pgserver import postgres_server
-
-_databases = itertools.count()
+from tests.pgserver import create_database, postgres_server
 
 
 @pytest.fixture(scope="session")
@@ -23,12 +19,7 @@ def postgres_base() -> Iterator[str]:
 @pytest.fixture
 def postgres_url(postgres_base: str) -> str:
     """A fresh, empty database on the session's PostgreSQL server."""
-    name = f"t{next(_databases)}"
-    engine = sqlalchemy.create_engine(f"{postgres_base}/postgres", isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    engine.dispose()
-    return f"{postgres_base}/{name}"
+    return create_database(postgres_base)
 
 
 @pytest.fixture

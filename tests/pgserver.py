@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import itertools
 import os
 import shutil
 import socket
@@ -100,3 +101,18 @@ def postgres_server() -> Iterator[str]:
             env=env,
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+_databases = itertools.count()
+
+
+def create_database(base: str, name: str | None = None) -> str:
+    """A new, empty database on the server at ``base``; returns its URL."""
+    import sqlalchemy  # noqa: PLC0415 - the server itself needs no SQLAlchemy
+
+    name = name or f"t{os.getpid()}_{next(_databases)}"
+    engine = sqlalchemy.create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    engine.dispose()
+    return f"{base}/{name}"

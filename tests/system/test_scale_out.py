@@ -4,7 +4,6 @@ split the work, and the failover of a replica killed with SIGKILL."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import signal
 import subprocess
@@ -14,26 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy
 import yaml
 
 from harvester.demo import PIPELINE, Receiver, Reply, SimBuild, SimStage, Simulator
 from harvester.ledger import Ledger
 from tests.helpers import GUID, config_dict, controller_of, now_ms, spawn, wait_for
+from tests.pgserver import create_database
 
 pytestmark = pytest.mark.postgres
 
 OTHER_GUID = "0b8e7d52-7a53-4d1e-8c3e-5f2a9d6b4c11"
-_names = itertools.count()
 
 
 def new_database(postgres_base: str) -> str:
-    name = f"scale{next(_names)}_{int(time.time() * 1000) % 100000}"
-    engine = sqlalchemy.create_engine(f"{postgres_base}/postgres", isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    engine.dispose()
-    return f"{postgres_base}/{name}"
+    return create_database(postgres_base)
 
 
 def write(path: Path, data: dict[str, Any]) -> Path:
