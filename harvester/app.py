@@ -103,13 +103,8 @@ def open_ledger_for_delivery(settings: Settings) -> Ledger:
 def join_replicas(settings: Settings, ledger: Ledger, kind: str) -> Membership:
     """This process as a replica of its controller (CONTRACT §7); a second daemon on one SQLite
     ledger is refused here."""
-    membership = Membership(
-        ledger,
-        kind,
-        settings.harvest.interval_seconds,
-        exclusive=kind == "daemon",
-    )
-    membership.__enter__()
+    membership = Membership(ledger, kind, settings.harvest.interval_seconds)
+    membership.join()
     released = ledger.release_dead_claims()
     if released:
         log.info(
@@ -210,5 +205,5 @@ def close_harvester(harvester: Harvester) -> None:
     harvester.jenkins.close()
     harvester.webhook.close()
     if harvester.replica is not None:
-        harvester.replica.__exit__(None, None, None)
+        harvester.replica.leave()
     harvester.ledger.close()

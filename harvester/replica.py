@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from types import TracebackType
 
 from harvester.collect.split import owner_of
 from harvester.errors import HarvesterError
@@ -30,16 +29,16 @@ REFRESH_SECONDS = 0.25
 
 
 class Membership:
-    """A context manager: registered on entry, heartbeating meanwhile, gone on exit (the other
+    """Registered by :meth:`join`, heartbeating meanwhile, gone after :meth:`leave` (the other
     replicas then take its jobs at their next cycle, without waiting 3 intervals)."""
 
-    def __init__(
-        self, ledger: Ledger, kind: str, interval_seconds: float, *, exclusive: bool = False
-    ) -> None:
+    def __init__(self, ledger: Ledger, kind: str, interval_seconds: float) -> None:
         self.ledger = ledger
-        self.exclusive = exclusive  # a daemon on SQLite: refused when another one runs
         self._unlock: Callable[[], None] | None = None
         self.kind = kind
+        # Only daemons split the work, and only where several may run (not on SQLite, where a
+        # second daemon is refused): elsewhere a replica collects every job, as before.
+        self.shares = kind == "daemon" and ledger.dialect_name != "sqlite"
         self.interval = float(interval_seconds)
         self.id = new_replica_id()
         self._stop = threading.Event()
@@ -48,20 +47,20 @@ class Membership:
         self._lock = threading.Lock()
         self._fetched_at: float | None = None
 
-    def __enter__(self) -> Membership:
-        if self.exclusive:
+    def join(self) -> None:
+        """Register; a daemon first takes the SQLite ledger's daemon lock (ConfigError when
+        another daemon holds it; a no-op on PostgreSQL)."""
+        if self.kind == "daemon":
             self._unlock = self.ledger.hold_daemon_lock()
-        self.ledger.register(self.id, self.kind, self.interval)
+        try:
+            self.ledger.register(self.id, self.kind, self.interval)
+        except BaseException:
+            self._release_lock()
+            raise
         self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
         self._thread.start()
-        return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def leave(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -69,6 +68,9 @@ class Membership:
             self.ledger.deregister(self.id)
         except HarvesterError as exc:  # leaving is a courtesy: the others find us dead anyway
             log.warning("could not leave the replica registry: %s", exc)
+        self._release_lock()
+
+    def _release_lock(self) -> None:
         if self._unlock is not None:
             self._unlock()
             self._unlock = None
@@ -89,7 +91,7 @@ class Membership:
         the ledger, so that replicas together make one discovery per interval, as one would
         (CONTRACT §7). A replica may then see a list up to 0.9 interval old: a build that
         finished meanwhile is collected at its next cycle."""
-        if self.kind != "daemon" or len(self._live()) < 2:
+        if not self.shares or len(self._live()) < 2:
             return discover()
 
         def compute() -> str:
@@ -112,7 +114,7 @@ class Membership:
         of its controller; None (every job) for a one-off run. The collector asks again right
         before each job, and the live replicas are re-read at most every REFRESH_SECONDS: a
         replica that joins mid-cycle takes its jobs at once instead of both collecting them."""
-        if self.kind != "daemon":
+        if not self.shares:
             return None
         self._fetched_at = None
         return self._owns

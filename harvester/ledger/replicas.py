@@ -66,11 +66,12 @@ def process_identity(pid: int | None = None) -> str:
     return f"{boot}/{namespace}/{pid}/{_start_time(pid)}"
 
 
-def process_gone(identity: str) -> bool:
-    """Whether a registered process is certainly gone: it ran where this one runs (same boot and
-    pid namespace) and its pid is no longer that process. Anywhere else only heartbeats tell."""
+def process_gone(identity: str, here: str) -> bool:
+    """Whether a registered process is certainly gone: it ran where this one (``here``, its
+    process_identity) runs, same boot and pid namespace, and its pid is no longer that process.
+    Anywhere else only heartbeats tell."""
     boot, namespace, pid, started = [*identity.split("/", 3), "", "", ""][:4]
-    here_boot, here_namespace, _, _ = process_identity().split("/", 3)
+    here_boot, here_namespace, _, _ = here.split("/", 3)
     if not boot or not namespace or not started or not pid.isdigit():
         return False
     if (boot, namespace) != (here_boot, here_namespace):
@@ -134,12 +135,13 @@ class Replicas(LedgerBase):
             .where(ReplicaRow.controller == self._me)
             .order_by(ReplicaRow.started_at, ReplicaRow.id)
         ).all()
+        here = process_identity()
         found = []
         for row in rows:
             beat = utc(row.heartbeat_at)
             assert beat is not None
             limit = timedelta(seconds=DEAD_AFTER_INTERVALS * row.interval_seconds)
-            alive = now - beat <= limit and not process_gone(row.process)
+            alive = now - beat <= limit and not process_gone(row.process, here)
             found.append(Replica(row.id, row.kind, row.host, row.pid, beat, alive))
         return found
 

@@ -338,3 +338,11 @@ def test_a_job_is_leased_to_one_replica_at_a_time(ledger_url: str) -> None:
         assert after  # released at the end of the block
     for ledger in (one, two, other):
         ledger.close()
+
+
+def test_leases_are_on_the_database_clock(ledger: Ledger) -> None:
+    # A replica whose clock runs an hour ahead must not take a row another one just claimed.
+    ledger.add_pending([build("j", 1)], now=NOW)
+    assert len(ledger.claim_due(NOW, 1, "a/1")) == 1
+    skewed = datetime.now(tz=UTC) + timedelta(hours=1)
+    assert ledger.claim_due(skewed, 1, "b/1") == []
