@@ -29,8 +29,6 @@ from typing import Any
 
 import jenkins as python_jenkins
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from harvester.errors import (
     JenkinsError,
@@ -42,37 +40,11 @@ from harvester.errors import (
 from harvester.jenkins.discovery import Container, DiscoveredJob, discovery_tree, walk
 from harvester.jenkins.governor import Governor
 from harvester.jenkins.models import BUILD_FIELDS, BUILDS_PAGE, CAUSE_FIELDS
+from harvester.jenkins.transport import RETRIED_STATUSES, HttpSession, RetryPolicy
 from harvester.util import names
 from harvester.util.urls import without_userinfo
 
 log = logging.getLogger(__name__)
-
-RETRY_AFTER_CAP_SECONDS = 30.0
-RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
-
-
-class _CappedRetry(Retry):
-    """urllib3's Retry, with ``Retry-After`` capped: a receiver asking for an hour must not stall a
-    cycle; the next cycle tries again anyway."""
-
-    def parse_retry_after(self, retry_after: str) -> float:
-        return min(super().parse_retry_after(retry_after), RETRY_AFTER_CAP_SECONDS)
-
-
-def retry_policy(total: int = 3, backoff_factor: float = 0.5) -> Retry:
-    return _CappedRetry(
-        total=total,
-        connect=total,
-        read=total,
-        status=total,
-        backoff_factor=backoff_factor,
-        backoff_max=10,
-        status_forcelist=RETRIED_STATUSES,
-        allowed_methods=frozenset({"GET"}),
-        respect_retry_after_header=True,
-        raise_on_status=False,  # hand the last response back; we map its status ourselves
-    )
-
 
 RequestObserver = Callable[[str, int | None], None]
 """Called after each request with its kind and HTTP status (None: no response)."""
@@ -101,26 +73,27 @@ class JenkinsClient:
         self._server = python_jenkins.Jenkins(
             self.base_url, username=username, password=api_token, timeout=timeout
         )
-        session: requests.Session = self._server._session
-        adapter = HTTPAdapter(
-            max_retries=retry_policy(retries, backoff_factor),
-            pool_connections=1,
-            pool_maxsize=max(max_concurrency, 1),
+        # python-jenkins builds every request and reads every answer; what carries them is ours
+        # (transport.py: requests' adapters cost 3/4 of a GET's CPU). The headers python-jenkins
+        # put on its own session (JENKINS_API_EXTRA_HEADERS) come along.
+        requests_defaults = requests.utils.default_headers()
+        extra = {
+            name: str(value)
+            for name, value in self._server._session.headers.items()
+            if requests_defaults.get(name) != value and name.lower() != "accept-encoding"
+        }
+        self._server._session.close()
+        self._session = HttpSession(
+            self.base_url,
+            username=username,
+            api_token=api_token,
+            timeout=timeout,
+            verify_tls=verify_tls,
+            retry=RetryPolicy(total=retries, backoff_factor=backoff_factor),
+            pool_size=max_concurrency,
+            extra_headers=extra,
         )
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        session.verify = str(verify_tls) if isinstance(verify_tls, Path) else verify_tls
-        # python-jenkins asks requests to re-read the proxy and CA-bundle variables of the
-        # environment on every request (a third of a request's CPU). Every request goes to the
-        # same host, so resolve them once here and stop requests from looking again.
-        environment = session.merge_environment_settings(
-            self.base_url, {}, None, session.verify, None
-        )
-        session.proxies = environment["proxies"]
-        session.verify = environment["verify"]
-        session.trust_env = False
-        session.max_redirects = 0
-        session.headers["Accept"] = "application/json"
+        self._server._session = self._session
         self.governor = Governor(max_concurrency)
         self._counts: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
@@ -154,8 +127,10 @@ class JenkinsClient:
                 asked = time.perf_counter()
                 failed = True  # no answer at all: Jenkins is struggling (or gone)
                 try:
+                    # Credentials are the session's (Basic, jenkins.username/api_token): no
+                    # auth probing, and GETs need no crumb.
                     response: requests.Response = self._server.jenkins_request(
-                        requests.Request("GET", url), add_crumb=False
+                        requests.Request("GET", url), add_crumb=False, resolve_auth=False
                     )
                     status = response.status_code
                     failed = status >= 500
@@ -168,11 +143,16 @@ class JenkinsClient:
                 except requests.HTTPError as exc:
                     failed = (_status_of(exc) or 500) >= 500
                     raise
-                except requests.TooManyRedirects:
-                    failed = False  # a configuration problem, not load
-                    raise
                 finally:
                     self.governor.record(kind, time.perf_counter() - asked, failed=failed)
+            if 300 <= response.status_code < 400:
+                raise JenkinsError(
+                    "Jenkins answered with a redirect, which is not followed",
+                    job=job,
+                    url=shown,
+                    status=status,
+                    hint="set jenkins.url to the exact base URL Jenkins serves (scheme, host, path)",
+                )
         except python_jenkins.NotFoundException:
             status = 404
             if job is None and path.startswith(("api/json", "whoAmI/")):
@@ -197,13 +177,6 @@ class JenkinsClient:
             # python-jenkins folds 401/403/500 into one exception; the HTTP error is its context.
             status = _status_of(exc.__context__)
             raise self._http_failure(status, job, build, shown) from None
-        except requests.TooManyRedirects:
-            raise JenkinsError(
-                "Jenkins answered with a redirect, which is not followed",
-                job=job,
-                url=shown,
-                hint="set jenkins.url to the exact base URL Jenkins serves (scheme, host, path)",
-            ) from None
         except requests.HTTPError as exc:
             status = _status_of(exc)
             raise self._http_failure(status, job, build, shown) from None
@@ -244,8 +217,8 @@ class JenkinsClient:
         """GET ``jenkins.url + path`` and parse its JSON."""
         response = self._send(path, kind=kind, job=job, build=build)
         try:
-            return response.json()
-        except (ValueError, json.JSONDecodeError):
+            return json.loads(response.content)
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise JenkinsMalformedResponse(
                 "Jenkins answered with something that is not JSON",
                 job=job,
@@ -373,7 +346,7 @@ class JenkinsClient:
         return str(data.get("name")) if isinstance(data, dict) else None
 
     def close(self) -> None:
-        self._server._session.close()
+        self._session.close()
 
 
 def _status_of(exc: BaseException | None) -> int | None:

@@ -1,17 +1,26 @@
-"""How the Jenkins client reaches the controller: proxies from the environment, TLS verification.
-Real servers on loopback (the simulator, over HTTPS with a trustme CA)."""
+"""How the Jenkins client reaches the controller (python-jenkins over harvester.jenkins.transport):
+proxies from the environment, TLS verification, retries, keep-alive connections the server
+dropped, compressed answers, redirects. Real servers on loopback (the simulator, over HTTPS with
+a trustme CA, and small servers that misbehave on purpose)."""
 
 from __future__ import annotations
 
+import gzip
+import json
+import logging
 import ssl
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 import trustme
 
 from harvester.demo import Simulator
-from harvester.errors import JenkinsTransientError, JenkinsUnreachable
+from harvester.errors import JenkinsError, JenkinsTransientError, JenkinsUnreachable
 from harvester.jenkins.client import JenkinsClient
+from harvester.util.httpserver import QuietHandler, ThreadedServer
 
 
 @pytest.fixture
@@ -43,7 +52,9 @@ def test_proxy_from_the_environment_is_used(
         direct.discover()
 
 
-def test_tls_is_verified_unless_the_config_says_otherwise(tmp_path: Path) -> None:
+def test_tls_is_verified_unless_the_config_says_otherwise(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     ca = trustme.CA()
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(tls)
@@ -55,14 +66,104 @@ def test_tls_is_verified_unless_the_config_says_otherwise(tmp_path: Path) -> Non
         sim.add("app")
         assert sim.url.startswith("https://")
 
-        def client(verify_tls: bool | Path) -> JenkinsClient:
-            return JenkinsClient(
+        def names(verify_tls: bool | Path) -> list[str]:
+            jenkins = JenkinsClient(
                 sim.url, sim.username, sim.api_token, timeout=5, verify_tls=verify_tls, retries=0
             )
+            try:
+                return [job.full_name for job in jenkins.discover()]
+            finally:
+                jenkins.close()
 
         with pytest.raises(JenkinsUnreachable, match="certificate verify failed") as failure:
-            client(True).discover()
+            names(True)
         assert "jenkins.verify_tls" in str(failure.value)
-        assert [j.full_name for j in client(bundle).discover()] == ["app"]
-        with pytest.warns(Warning, match="Unverified HTTPS"):
-            assert [j.full_name for j in client(False).discover()] == ["app"]
+        assert sim.counts["root"] == 0  # the handshake failed: no retry, no request
+        assert names(bundle) == ["app"]
+        assert "Unverified" not in caplog.text
+        with caplog.at_level(logging.WARNING):
+            assert names(False) == ["app"]
+        assert "Unverified HTTPS to 127.0.0.1: jenkins.verify_tls is false" in caplog.text
+
+
+# -- small servers that misbehave on purpose -------------------------------------------------------
+
+Reply = tuple[int, dict[str, str], bytes]
+ROOT = json.dumps(
+    {"jobs": [{"_class": "hudson.model.FreeStyleProject", "name": "app", "lastBuild": None}]}
+).encode()
+
+
+@pytest.fixture
+def server() -> Iterator[Callable[..., tuple[str, list[str]]]]:
+    """``server(replies, close_after_each=False)``: a server answering the given replies in
+    turn (the last one again once they run out); returns its URL and the request lines served,
+    each tagged with the connection it came on."""
+    started: list[ThreadedServer] = []
+
+    def start(replies: list[Reply], close_after_each: bool = False) -> tuple[str, list[str]]:
+        served: list[str] = []
+        lock = threading.Lock()
+
+        class Handler(QuietHandler):
+            def do_GET(self) -> None:
+                with lock:
+                    status, headers, body = replies[min(len(served), len(replies) - 1)]
+                    served.append(f"{id(self)} {self.path}")
+                self.respond(status, body, "application/json", headers)
+                if close_after_each:
+                    # Drop the connection without saying so (no "Connection: close"), as a
+                    # server closing an idle keep-alive connection does.
+                    self.close_connection = True
+
+        class Server(ThreadedServer):
+            def make_handler(self) -> type[BaseHTTPRequestHandler]:
+                return Handler
+
+        running = Server().start()
+        started.append(running)
+        return f"http://127.0.0.1:{running.port}/", served
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+def test_5xx_is_retried_then_handed_back_and_honours_retry_after(
+    server: Callable[..., tuple[str, list[str]]],
+) -> None:
+    url, served = server([(503, {"Retry-After": "0"}, b"busy"), (200, {}, ROOT)])
+    jenkins = JenkinsClient(url, "u", "t", timeout=5, retries=2, backoff_factor=0)
+    assert [job.full_name for job in jenkins.discover()] == ["app"]
+    assert len(served) == 2
+
+    url, served = server([(502, {}, b"bad gateway")])
+    jenkins = JenkinsClient(url, "u", "t", timeout=5, retries=2, backoff_factor=0)
+    with pytest.raises(JenkinsTransientError) as failure:
+        jenkins.discover()
+    assert failure.value.status == 502
+    assert len(served) == 3  # the first try and 2 retries; then the last answer is handed back
+
+
+def test_a_keep_alive_connection_the_server_dropped_is_replaced_without_a_retry(
+    server: Callable[..., tuple[str, list[str]]],
+) -> None:
+    url, served = server([(200, {}, ROOT)], close_after_each=True)
+    jenkins = JenkinsClient(url, "u", "t", timeout=5, retries=0)  # no retries to spend
+    for _ in range(3):
+        assert [job.full_name for job in jenkins.discover()] == ["app"]
+    assert len(served) == 3
+    assert len({line.split()[0] for line in served}) == 3  # a new connection each time
+
+
+def test_compressed_answers_are_decoded_and_redirects_refused(
+    server: Callable[..., tuple[str, list[str]]],
+) -> None:
+    url, _ = server([(200, {"Content-Encoding": "gzip"}, gzip.compress(ROOT))])
+    assert [job.full_name for job in JenkinsClient(url, "u", "t", timeout=5).discover()] == ["app"]
+
+    url, served = server([(302, {"Location": "https://elsewhere.example.com/"}, b"")])
+    with pytest.raises(JenkinsError, match="redirect, which is not followed") as failure:
+        JenkinsClient(url, "u", "t", timeout=5).discover()
+    assert "jenkins.url" in str(failure.value)
+    assert len(served) == 1
