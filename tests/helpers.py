@@ -1,4 +1,4 @@
-"""Small helpers shared by the tests (configs, clocks)."""
+"""Small helpers shared by the tests (configs, clocks, a server that misbehaves on purpose)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import yaml
+
+from harvester.util.httpserver import QuietHandler, ThreadedServer
 
 GUID = "6f1c1f9e-3b7a-4a53-9a57-1d8d3c2b9e10"
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -127,3 +130,50 @@ def harvester_for(sim: Any, receiver: Any, tmp_path: Path, **sections: Any) -> t
     clock = Clock()
     harvester.clock = clock
     return harvester, clock
+
+
+Reply = tuple[int, dict[str, str], bytes]
+
+
+class ScriptedServer(ThreadedServer):
+    """Answers every GET or POST with the given replies in turn (the last one again once they
+    run out) and records each request as ``(connection, method, target, body)``. With
+    ``close_after_each`` it drops the connection after every answer without saying so (no
+    ``Connection: close``), as a server closing an idle keep-alive connection does."""
+
+    def __init__(self, replies: list[Reply], *, close_after_each: bool = False) -> None:
+        super().__init__()
+        self.replies = replies
+        self.close_after_each = close_after_each
+        self.served: list[tuple[int, str, str, bytes]] = []
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def connections(self) -> int:
+        return len({connection for connection, *_ in self.served})
+
+    def make_handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(QuietHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                with server.lock:
+                    status, headers, content = server.replies[
+                        min(len(server.served), len(server.replies) - 1)
+                    ]
+                    server.served.append((id(self), self.command, self.path, body))
+                self.respond(status, content, "application/json", headers)
+                if server.close_after_each:
+                    self.close_connection = True
+
+            do_GET = do_POST = _answer
+
+        return Handler
+
+    def __enter__(self) -> Self:
+        return self.start()

@@ -4,10 +4,10 @@ python-jenkins sends every request through three methods of its session: ``prepa
 ``merge_environment_settings`` and ``send`` (``Jenkins._request``, checked in 1.8). requests spends
 about 0.45 ms of CPU on each GET here (hooks, cookies, adapters, urllib3's locked pool, and ~8
 ``isinstance`` checks against typing Protocols); the GET itself over ``http.client`` costs about
-0.12 ms, and unlike urllib3's pool it does not get dearer with 8 threads asking at once (bench/
-RESULTS.md, issue 14). :class:`HttpSession` is those three methods over a pool of keep-alive
-``http.client`` connections and answers with real ``requests.Response`` objects, so python-jenkins
-(``raise_for_status``, its 401/403/404/500 mapping, timeouts) works unchanged.
+0.12 ms, and does not get dearer with 8 threads asking at once (bench/RESULTS.md, issue 14).
+:class:`HttpSession` is those three methods over harvester.util.http1's keep-alive pool, and
+answers with real ``requests.Response`` objects, so python-jenkins (``raise_for_status``, its
+401/403/404/500 mapping, timeouts) works unchanged.
 
 What the requests session did and this one does the same way:
 
@@ -17,8 +17,8 @@ What the requests session did and this one does the same way:
 * TLS verified against the system store, a CA bundle (``jenkins.verify_tls`` a path), or not at all.
 * Retries of GETs (:class:`RetryPolicy`, urllib3's schedule): on 429 and 5xx answers and on network
   errors, with exponential backoff, ``Retry-After`` honoured but capped; the last answer is handed
-  back when they run out. A keep-alive connection the server closed meanwhile is retried at once
-  on a fresh one, without counting (the request never reached Jenkins).
+  back when they run out. A keep-alive connection the server closed meanwhile is replaced
+  without counting (the request never reached Jenkins; util/http1.py).
 * Gzip or deflate bodies are decoded. None is asked for: Jenkins sits beside the harvester, and
   compressing costs the controller CPU.
 
@@ -30,11 +30,8 @@ from __future__ import annotations
 import base64
 import http.client
 import logging
-import socket
 import ssl
 import time
-import zlib
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -48,15 +45,13 @@ from requests.utils import get_environ_proxies, select_proxy
 
 from harvester import __version__
 from harvester.errors import JenkinsUnreachable
+from harvester.util.http1 import Answer, Pool, Tunnel, decoded
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_CAP_SECONDS = 30.0
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRY_AFTER_STATUSES = frozenset({413, 429, 503})  # urllib3's: where Retry-After is honoured
-# A server may close an idle keep-alive connection at any moment; these, on a reused connection
-# before any answer, mean the request never reached it.
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
 @dataclass(frozen=True)
@@ -107,15 +102,17 @@ class HttpSession:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {base_url}")
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port or (443 if self._https else 80)
+        https = parts.scheme == "https"
         self._origin = f"{parts.scheme}://{parts.netloc}"
-        self._timeout = timeout
         self._retry = retry or RetryPolicy()
-        self._pool_size = max(pool_size, 1)
-        self._idle: deque[http.client.HTTPConnection] = deque()
-        self._context = _tls_context(verify_tls, self._host) if self._https else None
+        self._pool = Pool(
+            parts.hostname,
+            parts.port or (443 if https else 80),
+            timeout=timeout,
+            context=_tls_context(verify_tls, parts.hostname) if https else None,
+            proxy=_proxy_for(base_url),
+            size=pool_size,
+        )
         credentials = base64.b64encode(f"{username}:{api_token}".encode()).decode("ascii")
         self._headers = {
             "Accept": "application/json",
@@ -123,7 +120,6 @@ class HttpSession:
             **(extra_headers or {}),
             "Authorization": f"Basic {credentials}",
         }
-        self._proxy = _proxy_for(base_url)
         # python-jenkins sets these on the session; nothing here reads them.
         self.auth: Any = None
         self.verify: Any = verify_tls
@@ -140,14 +136,12 @@ class HttpSession:
         url = str(request.url)
         if not url.startswith(self._origin):
             raise ValueError(f"{url} is not on {self._origin}")  # our URLs all are
-        target = url if self._proxy and not self._https else url[len(self._origin) :] or "/"
+        target = url if self._pool.absolute_form else url[len(self._origin) :] or "/"
         headers = self._headers | dict(request.headers or {})
-        if self._proxy and not self._https and self._proxy.authorization:
-            headers["Proxy-Authorization"] = self._proxy.authorization
         failures = 0
         while True:
             try:
-                status, reason, answer, body = self._exchange(str(request.method), target, headers)
+                answer = self._pool.exchange(str(request.method), target, headers)
             except (OSError, http.client.HTTPException) as exc:
                 failures += 1
                 # A certificate that cannot be verified stays so: no retry.
@@ -155,84 +149,20 @@ class HttpSession:
                     raise _requests_error(exc, url) from None
                 time.sleep(self._retry.backoff(failures))
                 continue
-            if status in RETRIED_STATUSES and failures < self._retry.total:
+            if answer.status in RETRIED_STATUSES and failures < self._retry.total:
                 failures += 1
-                asked = (
-                    retry_after(answer.get("Retry-After"))
-                    if status in RETRY_AFTER_STATUSES
-                    else None
-                )
+                asked = None
+                if answer.status in RETRY_AFTER_STATUSES:
+                    asked = retry_after(answer.header("Retry-After"))
                 time.sleep(asked if asked is not None else self._retry.backoff(failures))
                 continue
-            return _response(url, status, reason, answer, body)
+            return _response(url, answer)
 
     def close(self) -> None:
-        while self._idle:
-            self._idle.pop().close()
-
-    # -- connections ------------------------------------------------------------------------------
-
-    def _exchange(
-        self, method: str, target: str, headers: dict[str, str]
-    ) -> tuple[int, str, CaseInsensitiveDict[str], bytes]:
-        for fresh in (False, True):
-            connection = self._connection(fresh)
-            reused = not fresh and connection.sock is not None
-            try:
-                connection.request(method, target, headers=headers)
-                answer = connection.getresponse()
-                body = answer.read()
-            except _STALE:
-                connection.close()
-                if reused:
-                    continue
-                raise
-            except BaseException:
-                connection.close()
-                raise
-            fields: CaseInsensitiveDict[str] = CaseInsensitiveDict()
-            for name, value in answer.getheaders():
-                fields[name] = f"{fields[name]}, {value}" if name in fields else value
-            if answer.will_close:
-                connection.close()
-            elif len(self._idle) < self._pool_size:
-                self._idle.append(connection)
-            else:
-                connection.close()
-            return answer.status, answer.reason, fields, _decoded(body, fields)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _connection(self, fresh: bool) -> http.client.HTTPConnection:
-        if not fresh:
-            try:
-                return self._idle.pop()  # deque.pop is atomic: no lock on the hot path
-            except IndexError:
-                pass
-        proxy = self._proxy
-        host, port = (proxy.host, proxy.port) if proxy else (self._host, self._port)
-        connection: http.client.HTTPConnection
-        if self._https:
-            connection = http.client.HTTPSConnection(
-                host, port, timeout=self._timeout, context=self._context
-            )
-            if proxy:
-                tunnel = (
-                    {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
-                )
-                connection.set_tunnel(self._host, self._port, headers=tunnel)
-        else:
-            connection = http.client.HTTPConnection(host, port, timeout=self._timeout)
-        return connection
+        self._pool.close()
 
 
-@dataclass(frozen=True)
-class _Proxy:
-    host: str
-    port: int
-    authorization: str | None
-
-
-def _proxy_for(url: str) -> _Proxy | None:
+def _proxy_for(url: str) -> Tunnel | None:
     """The proxy the environment names for ``url`` (NO_PROXY honoured), as requests reads it."""
     chosen = select_proxy(url, get_environ_proxies(url))
     if not chosen:
@@ -249,7 +179,7 @@ def _proxy_for(url: str) -> _Proxy | None:
     if parts.username is not None:
         pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         authorization = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
-    return _Proxy(parts.hostname, parts.port or 80, authorization)
+    return Tunnel(parts.hostname, parts.port or 80, authorization)
 
 
 def _tls_context(verify_tls: bool | Path, host: str) -> ssl.SSLContext:
@@ -268,27 +198,16 @@ def _tls_context(verify_tls: bool | Path, host: str) -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def _decoded(body: bytes, headers: CaseInsensitiveDict[str]) -> bytes:
-    encoding = headers.get("Content-Encoding", "").strip().lower()
-    if encoding == "gzip":
-        return zlib.decompress(body, 16 + zlib.MAX_WBITS)
-    if encoding == "deflate":
-        try:
-            return zlib.decompress(body)
-        except zlib.error:
-            return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate, as some servers send
-    return body
-
-
-def _response(
-    url: str, status: int, reason: str, headers: CaseInsensitiveDict[str], body: bytes
-) -> requests.Response:
+def _response(url: str, answer: Answer) -> requests.Response:
     response = requests.Response()
-    response.status_code = status
-    response.reason = reason
+    response.status_code = answer.status
+    response.reason = answer.reason
+    headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+    for name, value in answer.headers:
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
     response.headers = headers
     response.url = url
-    response._content = body
+    response._content = decoded(answer)
     return response
 
 
@@ -298,6 +217,6 @@ def _requests_error(exc: BaseException, url: str) -> requests.RequestException:
     shown = url.split("?", 1)[0]
     if isinstance(exc, ssl.SSLError):
         return requests.exceptions.SSLError(f"{exc} ({shown})")
-    if isinstance(exc, socket.timeout | TimeoutError):
+    if isinstance(exc, TimeoutError):
         return requests.exceptions.ReadTimeout(f"timed out ({shown})")
     return requests.ConnectionError(f"{exc.__class__.__name__}: {exc} ({shown})")

@@ -9,9 +9,7 @@ import gzip
 import json
 import logging
 import ssl
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ import trustme
 from harvester.demo import Simulator
 from harvester.errors import JenkinsError, JenkinsTransientError, JenkinsUnreachable
 from harvester.jenkins.client import JenkinsClient
-from harvester.util.httpserver import QuietHandler, ThreadedServer
+from tests.helpers import Reply, ScriptedServer
 
 
 @pytest.fixture
@@ -86,43 +84,20 @@ def test_tls_is_verified_unless_the_config_says_otherwise(
         assert "Unverified HTTPS to 127.0.0.1: jenkins.verify_tls is false" in caplog.text
 
 
-# -- small servers that misbehave on purpose -------------------------------------------------------
+# -- servers that misbehave on purpose -------------------------------------------------------------
 
-Reply = tuple[int, dict[str, str], bytes]
 ROOT = json.dumps(
     {"jobs": [{"_class": "hudson.model.FreeStyleProject", "name": "app", "lastBuild": None}]}
 ).encode()
 
 
 @pytest.fixture
-def server() -> Iterator[Callable[..., tuple[str, list[str]]]]:
-    """``server(replies, close_after_each=False)``: a server answering the given replies in
-    turn (the last one again once they run out); returns its URL and the request lines served,
-    each tagged with the connection it came on."""
-    started: list[ThreadedServer] = []
+def server() -> Iterator[Callable[..., ScriptedServer]]:
+    started: list[ScriptedServer] = []
 
-    def start(replies: list[Reply], close_after_each: bool = False) -> tuple[str, list[str]]:
-        served: list[str] = []
-        lock = threading.Lock()
-
-        class Handler(QuietHandler):
-            def do_GET(self) -> None:
-                with lock:
-                    status, headers, body = replies[min(len(served), len(replies) - 1)]
-                    served.append(f"{id(self)} {self.path}")
-                self.respond(status, body, "application/json", headers)
-                if close_after_each:
-                    # Drop the connection without saying so (no "Connection: close"), as a
-                    # server closing an idle keep-alive connection does.
-                    self.close_connection = True
-
-        class Server(ThreadedServer):
-            def make_handler(self) -> type[BaseHTTPRequestHandler]:
-                return Handler
-
-        running = Server().start()
-        started.append(running)
-        return f"http://127.0.0.1:{running.port}/", served
+    def start(replies: list[Reply], close_after_each: bool = False) -> ScriptedServer:
+        started.append(ScriptedServer(replies, close_after_each=close_after_each).start())
+        return started[-1]
 
     yield start
     for running in started:
@@ -130,40 +105,41 @@ def server() -> Iterator[Callable[..., tuple[str, list[str]]]]:
 
 
 def test_5xx_is_retried_then_handed_back_and_honours_retry_after(
-    server: Callable[..., tuple[str, list[str]]],
+    server: Callable[..., ScriptedServer],
 ) -> None:
-    url, served = server([(503, {"Retry-After": "0"}, b"busy"), (200, {}, ROOT)])
-    jenkins = JenkinsClient(url, "u", "t", timeout=5, retries=2, backoff_factor=0)
+    busy = server([(503, {"Retry-After": "0"}, b"busy"), (200, {}, ROOT)])
+    jenkins = JenkinsClient(busy.url, "u", "t", timeout=5, retries=2, backoff_factor=0)
     assert [job.full_name for job in jenkins.discover()] == ["app"]
-    assert len(served) == 2
+    assert len(busy.served) == 2
 
-    url, served = server([(502, {}, b"bad gateway")])
-    jenkins = JenkinsClient(url, "u", "t", timeout=5, retries=2, backoff_factor=0)
+    failing = server([(502, {}, b"bad gateway")])
+    jenkins = JenkinsClient(failing.url, "u", "t", timeout=5, retries=2, backoff_factor=0)
     with pytest.raises(JenkinsTransientError) as failure:
         jenkins.discover()
     assert failure.value.status == 502
-    assert len(served) == 3  # the first try and 2 retries; then the last answer is handed back
+    assert len(failing.served) == 3  # the first try and 2 retries, then the last answer
 
 
 def test_a_keep_alive_connection_the_server_dropped_is_replaced_without_a_retry(
-    server: Callable[..., tuple[str, list[str]]],
+    server: Callable[..., ScriptedServer],
 ) -> None:
-    url, served = server([(200, {}, ROOT)], close_after_each=True)
-    jenkins = JenkinsClient(url, "u", "t", timeout=5, retries=0)  # no retries to spend
+    dropping = server([(200, {}, ROOT)], close_after_each=True)
+    jenkins = JenkinsClient(dropping.url, "u", "t", timeout=5, retries=0)  # no retry to spend
     for _ in range(3):
         assert [job.full_name for job in jenkins.discover()] == ["app"]
-    assert len(served) == 3
-    assert len({line.split()[0] for line in served}) == 3  # a new connection each time
+    assert len(dropping.served) == 3
+    assert dropping.connections() == 3
 
 
 def test_compressed_answers_are_decoded_and_redirects_refused(
-    server: Callable[..., tuple[str, list[str]]],
+    server: Callable[..., ScriptedServer],
 ) -> None:
-    url, _ = server([(200, {"Content-Encoding": "gzip"}, gzip.compress(ROOT))])
-    assert [job.full_name for job in JenkinsClient(url, "u", "t", timeout=5).discover()] == ["app"]
+    compressed = server([(200, {"Content-Encoding": "gzip"}, gzip.compress(ROOT))])
+    jenkins = JenkinsClient(compressed.url, "u", "t", timeout=5)
+    assert [job.full_name for job in jenkins.discover()] == ["app"]
 
-    url, served = server([(302, {"Location": "https://elsewhere.example.com/"}, b"")])
+    moved = server([(302, {"Location": "https://elsewhere.example.com/"}, b"")])
     with pytest.raises(JenkinsError, match="redirect, which is not followed") as failure:
-        JenkinsClient(url, "u", "t", timeout=5).discover()
+        JenkinsClient(moved.url, "u", "t", timeout=5).discover()
     assert "jenkins.url" in str(failure.value)
-    assert len(served) == 1
+    assert len(moved.served) == 1

@@ -1,0 +1,161 @@
+"""Keep-alive HTTP/1.1 connections to one server on ``http.client``: what carries both the Jenkins
+GETs (under python-jenkins) and the webhook POSTs (under httpx).
+
+Why not requests' or httpx's own pools: per request they cost 3 to 4 times the CPU of the request
+itself, and their locked pools get dearer when 8 threads ask at once (bench/RESULTS.md, issue 14).
+This pool takes and returns connections with ``deque.pop``/``append``, atomic under the GIL.
+
+A server may close an idle keep-alive connection at any moment. Before reusing one that has been
+idle for more than a moment it is checked (readable with nothing asked means closed, as urllib3
+and httpcore check; a poll per request would cost a system call, so connections idle for less
+than IDLE_CHECK_SECONDS skip it: servers close idle connections after seconds). When an
+idempotent request still finds it closed before any answer, it goes again once on a fresh
+connection: the request never reached the server, so no retry is spent.
+"""
+
+from __future__ import annotations
+
+import http.client
+import select
+import ssl
+import time
+import zlib
+from collections import deque
+from dataclasses import dataclass
+
+# On a reused connection, before any answer: the server had closed it.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+IDLE_CHECK_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    """Reach the server through an HTTP proxy: ``host:port`` of the proxy, and its
+    ``Proxy-Authorization`` value if it wants one."""
+
+    host: str
+    port: int
+    authorization: str | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes  # as sent: see decoded()
+
+    def header(self, name: str) -> str | None:
+        wanted = name.lower()
+        values = [value for key, value in self.headers if key.lower() == wanted]
+        return ", ".join(values) if values else None
+
+
+class Pool:
+    """Up to ``size`` idle keep-alive connections to ``host:port`` (TLS with ``context``),
+    directly or through ``proxy``: absolute-form requests for plain HTTP, a CONNECT tunnel for
+    HTTPS. Thread-safe."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        timeout: float,
+        context: ssl.SSLContext | None = None,
+        proxy: Tunnel | None = None,
+        size: int = 8,
+    ) -> None:
+        self.host, self.port = host, port
+        self.timeout = timeout
+        self.context = context
+        self.proxy = proxy
+        self.size = max(size, 1)
+        self._idle: deque[tuple[http.client.HTTPConnection, float]] = deque()
+
+    @property
+    def absolute_form(self) -> bool:
+        """Requests name the whole URL (plain HTTP through a proxy), not just the path."""
+        return self.proxy is not None and self.context is None
+
+    def exchange(
+        self, method: str, target: str, headers: dict[str, str], body: bytes | None = None
+    ) -> Answer:
+        """One request and its whole answer. Raises OSError (``ssl.SSLError``, ``TimeoutError``
+        among them) or ``http.client.HTTPException`` when there is none."""
+        if self.absolute_form and self.proxy is not None and self.proxy.authorization:
+            headers = headers | {"Proxy-Authorization": self.proxy.authorization}
+        while True:
+            connection, reused = self._take()
+            try:
+                connection.request(method, target, body=body, headers=headers)
+                answer = connection.getresponse()
+                content = answer.read()
+            except _STALE:
+                connection.close()
+                if reused and method in IDEMPOTENT:
+                    continue
+                raise
+            except BaseException:
+                connection.close()
+                raise
+            fields = answer.getheaders()
+            if answer.will_close or len(self._idle) >= self.size:
+                connection.close()
+            else:
+                self._idle.append((connection, time.monotonic()))
+            return Answer(answer.status, answer.reason, fields, content)
+
+    def close(self) -> None:
+        while self._idle:
+            self._idle.pop()[0].close()
+
+    def _take(self) -> tuple[http.client.HTTPConnection, bool]:
+        while True:
+            try:
+                connection, since = self._idle.pop()
+            except IndexError:
+                return self._new(), False
+            if time.monotonic() - since < IDLE_CHECK_SECONDS or not _dropped(connection):
+                return connection, True
+            connection.close()
+
+    def _new(self) -> http.client.HTTPConnection:
+        proxy = self.proxy
+        host, port = (proxy.host, proxy.port) if proxy else (self.host, self.port)
+        if self.context is None:
+            return http.client.HTTPConnection(host, port, timeout=self.timeout)
+        connection = http.client.HTTPSConnection(
+            host, port, timeout=self.timeout, context=self.context
+        )
+        if proxy:
+            tunnel = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
+            connection.set_tunnel(self.host, self.port, headers=tunnel)
+        return connection
+
+
+def _dropped(connection: http.client.HTTPConnection) -> bool:
+    """An idle connection is readable only if the server closed it (or broke the protocol)."""
+    sock = connection.sock
+    if sock is None:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
+
+
+def decoded(answer: Answer) -> bytes:
+    """The body, uncompressed when the server sent it gzip- or deflate-encoded."""
+    encoding = (answer.header("Content-Encoding") or "").strip().lower()
+    if encoding == "gzip":
+        return zlib.decompress(answer.body, 16 + zlib.MAX_WBITS)
+    if encoding != "deflate":
+        return answer.body
+    try:
+        return zlib.decompress(answer.body)
+    except zlib.error:
+        return zlib.decompress(answer.body, -zlib.MAX_WBITS)  # raw deflate, as some servers send
