@@ -258,10 +258,11 @@ def bench_catch_up(args: argparse.Namespace) -> None:
         harvester = build_harvester(settings, threading.Event())
         now = datetime.now(tz=UTC)
         rss_before = peak_rss_mb()
+        deliverer = harvester.deliverer()
         cpu0, wall0 = time.process_time(), time.perf_counter()
         result = catch_up(
             harvester.collector(),
-            harvester.deliverer(),
+            deliverer,
             since=now - timedelta(days=365),
             until=now,
             job_globs=[],
@@ -290,6 +291,11 @@ def bench_catch_up(args: argparse.Namespace) -> None:
             f"  wall {wall:.1f} s; latency bound {bound:.1f} s; ratio {wall / max(bound, 1e-9):.2f}"
         )
         print(f"  deliveries/s over the run {result.delivery.delivered / wall:.0f}")
+        recorder = deliverer.recorder
+        print(
+            f"  outcomes recorded {recorder.records} in {recorder.transactions} transactions "
+            f"({recorder.records / max(recorder.transactions, 1):.2f} per transaction)"
+        )
         print(f"  CPU {cpu:.1f} s = {cpu * 1000 / max(collected, 1):.2f} ms/build")
         print(f"  peak RSS {rss:.0f} MB (before the catch-up {rss_before:.0f} MB)")
 

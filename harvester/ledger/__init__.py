@@ -9,6 +9,7 @@ from harvester.ledger.base import CLAIM_LEASE
 from harvester.ledger.dialects import Dialect
 from harvester.ledger.records import (
     STATUSES,
+    AttemptRecord,
     DeliveryAttempt,
     LedgerEntry,
     LedgerStats,
@@ -21,6 +22,7 @@ from harvester.ledger.store import Ledger
 __all__ = [
     "CLAIM_LEASE",
     "STATUSES",
+    "AttemptRecord",
     "Base",
     "DeliveryAttempt",
     "Dialect",

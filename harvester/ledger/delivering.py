@@ -10,7 +10,7 @@ from sqlalchemy import Connection, update
 
 from harvester.attempt import Attempt
 from harvester.ledger.base import CLAIM_LEASE, LedgerBase
-from harvester.ledger.records import LedgerEntry
+from harvester.ledger.records import AttemptRecord, LedgerEntry
 from harvester.ledger.schema import BuildRow
 from harvester.ledger.statements import (
     CLAIM_UPDATE,
@@ -114,53 +114,64 @@ class Delivering(LedgerBase):
         ``outcome.counted`` (the receiver was accepting other builds), and is ``dead`` once they
         are spent. ``throttled``, ``credentials`` and ``url`` never count. With ``keep_claim``
         the worker goes on retrying the row in this cycle and its claim is renewed."""
+        record = AttemptRecord(entry_id, outcome, now, max_attempts, owner, keep_claim)
+        return self.record_attempts([record])[0]
+
+    def record_attempts(self, records: Sequence[AttemptRecord]) -> list[str]:
+        """:meth:`record_attempt` for several rows in one transaction (group commit: the
+        deliverer's workers share one when their answers arrive together); the statuses in
+        order. If the transaction fails, none is written."""
         with self._write() as connection:
-            if outcome.outcome == "sent":
-                return self._record_sent(connection, entry_id, outcome, now, owner)
-            row = connection.execute(self._select_attempts, {"row_id": entry_id}).one_or_none()
-            if row is None or row.claimed_by != owner:
-                return "lost"
-            kind = outcome.outcome  # not "sent" here (see _record_sent)
-            counted = kind == "dead" or (kind == "retry" and outcome.counted)
-            attempts = row.attempts + (1 if counted else 0)
-            error = outcome.error
-            next_attempt_at = None
-            sent_at = None
-            if kind == "dead" or (kind == "retry" and attempts >= max_attempts):
-                status = "dead"
-                if kind != "dead":
-                    error = f"gave up after {attempts} attempts; last: {outcome.error}"
-            else:
-                status = "pending"
-                next_attempt_at = outcome.next_attempt_at or now
-            keep = keep_claim and status == "pending"
-            connection.execute(
-                RECORD_ATTEMPT,
-                {
-                    "row_id": entry_id,
-                    "new_status": status,
-                    "new_attempts": attempts,
-                    "http_status": outcome.http_status,
-                    "error": error,
-                    "next_at": next_attempt_at,
-                    "sent": sent_at,
-                    "body": outcome.body,
-                    "lease_until": self._dialect.clock(connection) + CLAIM_LEASE if keep else None,
-                    "lease_owner": owner if keep else None,
-                },
-            )
-            connection.execute(
-                INSERT_ATTEMPT,
-                {
-                    "build_id": entry_id,
-                    "attempted_at": now,
-                    "outcome": "dead" if status == "dead" else kind,
-                    "http_status": outcome.http_status,
-                    "error": outcome.error,
-                    "duration_ms": outcome.duration_ms,
-                },
-            )
-            return status
+            return [self._record(connection, record) for record in records]
+
+    def _record(self, connection: Connection, record: AttemptRecord) -> str:
+        entry_id, outcome, now, owner = record.entry_id, record.outcome, record.now, record.owner
+        if outcome.outcome == "sent":
+            return self._record_sent(connection, entry_id, outcome, now, owner)
+        row = connection.execute(self._select_attempts, {"row_id": entry_id}).one_or_none()
+        if row is None or row.claimed_by != owner:
+            return "lost"
+        kind = outcome.outcome  # not "sent" here (see _record_sent)
+        counted = kind == "dead" or (kind == "retry" and outcome.counted)
+        attempts = row.attempts + (1 if counted else 0)
+        error = outcome.error
+        next_attempt_at = None
+        sent_at = None
+        if kind == "dead" or (kind == "retry" and attempts >= record.max_attempts):
+            status = "dead"
+            if kind != "dead":
+                error = f"gave up after {attempts} attempts; last: {outcome.error}"
+        else:
+            status = "pending"
+            next_attempt_at = outcome.next_attempt_at or now
+        keep = record.keep_claim and status == "pending"
+        connection.execute(
+            RECORD_ATTEMPT,
+            {
+                "row_id": entry_id,
+                "new_status": status,
+                "new_attempts": attempts,
+                "http_status": outcome.http_status,
+                "error": error,
+                "next_at": next_attempt_at,
+                "sent": sent_at,
+                "body": outcome.body,
+                "lease_until": self._dialect.clock(connection) + CLAIM_LEASE if keep else None,
+                "lease_owner": owner if keep else None,
+            },
+        )
+        connection.execute(
+            INSERT_ATTEMPT,
+            {
+                "build_id": entry_id,
+                "attempted_at": now,
+                "outcome": "dead" if status == "dead" else kind,
+                "http_status": outcome.http_status,
+                "error": outcome.error,
+                "duration_ms": outcome.duration_ms,
+            },
+        )
+        return status
 
     def _record_sent(
         self, connection: Connection, entry_id: int, outcome: Attempt, now: datetime, owner: str

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from harvester.attempt import Attempt
+
 Status = Literal["pending", "sent", "dead", "skipped"]
 STATUSES: tuple[Status, ...] = ("pending", "sent", "dead", "skipped")
 
@@ -85,3 +87,15 @@ class LedgerStats:
     last_successful_cycle_at: datetime | None
     by_controller: dict[str, dict[str, int]] = field(default_factory=dict)
     """The counts of each controller whose rows were counted (CONTRACT §5)."""
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One answer to write (:meth:`Ledger.record_attempts`)."""
+
+    entry_id: int
+    outcome: Attempt
+    now: datetime
+    max_attempts: int
+    owner: str
+    keep_claim: bool = False
