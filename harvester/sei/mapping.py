@@ -6,6 +6,7 @@ contract's table, from the inbound models of :mod:`harvester.jenkins.models`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -17,7 +18,6 @@ from harvester.sei.jobref import JobRef
 from harvester.sei.payload import ArtifactRef, JobRun, Payload, RunParameter, Stage, Step, Trigger
 from harvester.sei.scm import branch_name, commit_ids, project_build_data, repo_url
 from harvester.util import names
-from harvester.util.timeparse import from_epoch_ms
 
 JENKINS_RESULTS = frozenset({"SUCCESS", "UNSTABLE", "FAILURE", "NOT_BUILT", "ABORTED"})
 SENT_PARAMETER_TYPES = frozenset(
@@ -186,9 +186,11 @@ def map_parameters(build: Build, redact: Sequence[str]) -> list[RunParameter]:
 
 
 def iso_millis(epoch_ms: int) -> str:
-    """``2026-11-28T18:40:48.123Z``. isoformat, not strftime: several times faster, and this runs
-    for every stage and step of every build."""
-    return from_epoch_ms(epoch_ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``2026-11-28T18:40:48.123Z`` (epoch_ms > 0). time.gmtime and time.strftime, no datetime:
+    this runs for every stage and step of every build, and it is the fastest exact way (whole
+    seconds and the milliseconds apart; test_mapping checks it against datetime's isoformat)."""
+    seconds, millis = divmod(epoch_ms, 1000)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{millis:03d}Z"
 
 
 def _node_fields(node: FlowNode, build_result: str) -> dict[str, object]:

@@ -3,6 +3,7 @@ the strict outbound model."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -119,6 +120,11 @@ def test_cause_walk() -> None:
 def test_iso_millis() -> None:
     assert iso_millis(1795891248123) == "2026-11-28T18:40:48.123Z"
     assert iso_millis(1795891248000) == "2026-11-28T18:40:48.000Z"
+    # Exactly datetime's isoformat, over the range of epoch milliseconds a build can have.
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    for millis in [1, 999, 1000, 86_399_999, *range(951_782_400_000, 10**13, 7_777_777_777)]:
+        expected = (epoch + timedelta(milliseconds=millis)).isoformat(timespec="milliseconds")
+        assert iso_millis(millis) == expected.replace("+00:00", "Z"), millis
 
 
 def test_payload_model_is_strict() -> None:
