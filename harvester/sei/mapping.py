@@ -15,7 +15,7 @@ from typing import TypeVar
 from harvester.jenkins.models import Build, Cause, FlowNode, PipelineRun, simple_class_name
 from harvester.sei.artifacts import file_artifacts
 from harvester.sei.jobref import JobRef
-from harvester.sei.payload import ArtifactRef, JobRun, Payload, RunParameter, Stage, Step, Trigger
+from harvester.sei.payload import ArtifactRef, JobRun, Payload, RunParameter, Trigger
 from harvester.sei.scm import branch_name, commit_ids, project_build_data, repo_url
 from harvester.util import names
 
@@ -212,19 +212,20 @@ def _node_fields(node: FlowNode, build_result: str) -> dict[str, object]:
 
 
 def map_job_run(run: PipelineRun | None, build_result: str = "SUCCESS") -> JobRun | None:
+    # Plain dicts, validated by the strict model in one call: pydantic-core checks the whole
+    # tree at once, where a model per stage and step cost most of the mapping's CPU.
     if run is None or not run.stages:
         return None
-    return JobRun(
-        stages=[
-            Stage(
-                **_node_fields(stage, build_result),  # type: ignore[arg-type]
-                steps=[
-                    Step(**_node_fields(node, build_result))  # type: ignore[arg-type]
-                    for node in stage.stageFlowNodes
-                ],
-            )
-            for stage in run.stages
-        ]
+    return JobRun.model_validate(
+        {
+            "stages": [
+                {
+                    **_node_fields(stage, build_result),
+                    "steps": [_node_fields(node, build_result) for node in stage.stageFlowNodes],
+                }
+                for stage in run.stages
+            ]
+        }
     )
 
 
