@@ -206,15 +206,24 @@ class Instance:
         return config
 
 
+SINGLE_CPU = True
+"""harvest.single_cpu, as the harvester command keeps it (``--spread``: false)."""
+
+
 @contextmanager
 def instance(shape: Shape, limit: tuple[int, float] | None = None) -> Iterator[Instance]:
-    """The instance in a child process; ``limit``: the receiver's (POSTs, seconds) window."""
+    """The instance in a child process; ``limit``: the receiver's (POSTs, seconds) window.
+    This process then keeps its threads on one CPU as ``harvester run`` and ``catch-up`` do
+    (harvester.util.affinity), after the child started: it would inherit the CPU."""
+    from harvester.util.affinity import OneCpu  # noqa: PLC0415
+
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     process = context.Process(target=serve, args=(child, shape, limit), daemon=True)
     process.start()
     try:
-        yield Instance(parent, parent.recv())
+        with OneCpu(SINGLE_CPU):
+            yield Instance(parent, parent.recv())
         parent.send(("stop",))
         parent.recv()
     finally:
@@ -673,7 +682,14 @@ def main() -> None:
     breakdown.add_argument("--latency-ms", type=float, default=20)
     breakdown.add_argument("--concurrency", type=int, default=8, help="jenkins.max_concurrency")
     breakdown.add_argument("--sei-concurrency", type=int, default=4, help="sei.max_concurrency")
+    parser.add_argument(
+        "--spread",
+        action="store_true",
+        help="let the OS spread the harvester's threads over the CPUs (harvest.single_cpu false)",
+    )
     args = parser.parse_args()
+    global SINGLE_CPU  # noqa: PLW0603 - set once, before any mode runs
+    SINGLE_CPU = not args.spread
     modes = {
         "catch-up": bench_catch_up,
         "deliver": bench_deliver,

@@ -171,6 +171,8 @@ class MappingConfig(_Section):
 class HarvestConfig(_Section):
     interval_seconds: float = Field(60, gt=0)
     since: str = "7d"
+    # Keep the process's threads on one CPU, the least busy (harvester.util.affinity).
+    single_cpu: bool = True
 
     @field_validator("since")
     @classmethod
