@@ -10,6 +10,7 @@ from sqlalchemy import Connection, update
 
 from harvester.attempt import Attempt
 from harvester.ledger.base import CLAIM_LEASE, LedgerBase
+from harvester.ledger.driver import DriverStatement
 from harvester.ledger.records import AttemptRecord, LedgerEntry
 from harvester.ledger.schema import BuildRow
 from harvester.ledger.statements import (
@@ -20,8 +21,12 @@ from harvester.ledger.statements import (
     RECORD_SENT,
 )
 
+ATTEMPT_COLUMNS = ("build_id", "attempted_at", "outcome", "http_status", "error", "duration_ms")
+
 
 class Delivering(LedgerBase):
+    _driver: tuple[DriverStatement, DriverStatement] | None = None
+
     def claim_due(self, now: datetime, limit: int, owner: str) -> list[LedgerEntry]:
         """Pending rows whose next attempt is due, oldest build first, leased to ``owner`` so
         that no other worker or replica sends them meanwhile."""
@@ -121,8 +126,57 @@ class Delivering(LedgerBase):
         """:meth:`record_attempt` for several rows in one transaction (group commit: the
         deliverer's workers share one when their answers arrive together); the statuses in
         order. If the transaction fails, none is written."""
+        if all(record.outcome.outcome == "sent" for record in records):
+            return self._record_sent_on_driver(records)
         with self._write() as connection:
             return [self._record(connection, record) for record in records]
+
+    def _record_sent_on_driver(self, records: Sequence[AttemptRecord]) -> list[str]:
+        """The 2xx answers, the write of every delivered build: the same statements as
+        :meth:`_record_sent`, on the driver's connection (driver.py says why)."""
+        sent, attempt = self._driver_statements()
+        statuses = []
+        with self._driver_write() as cursor:
+            for record in records:
+                outcome = record.outcome
+                cursor.execute(
+                    sent.sql,
+                    sent.parameters(
+                        {
+                            "row_id": record.entry_id,
+                            "owner": record.owner,
+                            "http_status": outcome.http_status,
+                            "sent": record.now,
+                            "body": outcome.body,
+                        }
+                    ),
+                )
+                if cursor.fetchone() is None:
+                    statuses.append("lost")
+                    continue
+                cursor.execute(
+                    attempt.sql,
+                    attempt.parameters(
+                        {
+                            "build_id": record.entry_id,
+                            "attempted_at": record.now,
+                            "outcome": "sent",
+                            "http_status": outcome.http_status,
+                            "error": None,
+                            "duration_ms": outcome.duration_ms,
+                        }
+                    ),
+                )
+                statuses.append("sent")
+        return statuses
+
+    def _driver_statements(self) -> tuple[DriverStatement, DriverStatement]:
+        if self._driver is None:  # compiled on first use; a race compiles twice, harmlessly
+            self._driver = (
+                DriverStatement(RECORD_SENT, self._engine),
+                DriverStatement(INSERT_ATTEMPT, self._engine, ATTEMPT_COLUMNS),
+            )
+        return self._driver
 
     def _record(self, connection: Connection, record: AttemptRecord) -> str:
         entry_id, outcome, now, owner = record.entry_id, record.outcome, record.now, record.owner

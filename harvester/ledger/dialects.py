@@ -33,6 +33,10 @@ MIGRATION_LOCK_KEY = 0x68617276  # "harv"
 class Dialect:
     """What differs between the backends. Subclasses: :class:`Sqlite`, :class:`Postgresql`."""
 
+    # How a write transaction opens on the driver's own connection (ledger/driver.py); None:
+    # the driver opens one itself (psycopg, outside autocommit).
+    driver_begin: str | None = None
+
     name = "base"
 
     def create_engine(self, url: str, connections: int = 10) -> Engine:
@@ -84,6 +88,7 @@ class Dialect:
 
 class Sqlite(Dialect):
     name = "sqlite"
+    driver_begin = "BEGIN IMMEDIATE"  # as every write transaction here (see create_engine)
 
     def create_engine(self, url: str, connections: int = 10) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})

@@ -293,6 +293,7 @@ def test_a_ledger_of_an_earlier_version_upgrades_in_place(ledger_url: str) -> No
 def test_a_database_that_went_away_is_an_error_not_a_crash(postgres_url: str) -> None:
     ledger = Ledger.open(postgres_url, controller="ci")
     ledger.add_pending([build("a", 1)], now=NOW)
+    (claimed,) = ledger.claim_due(NOW, 1, "test")
     base, _, name = postgres_url.rpartition("/")
     admin = sqlalchemy.create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -301,6 +302,11 @@ def test_a_database_that_went_away_is_an_error_not_a_crash(postgres_url: str) ->
     with pytest.raises(LedgerUnavailable, match="the database cannot be used") as failure:
         ledger.stats()
     assert failure.value.exit_code == 1  # work left, not a usage error
+    # Recording a 2xx runs on the driver's connection (ledger/driver.py): the same error.
+    with pytest.raises(LedgerUnavailable, match="the database cannot be used"):
+        ledger.record_attempt(
+            claimed.id, Attempt("sent", 202, None, 1), now=NOW, max_attempts=3, owner="test"
+        )
     ledger.close()
 
 

@@ -1,0 +1,83 @@
+"""Prebuilt statements run on the database driver's own connection, for the one write that happens
+once per delivered build: recording a 2xx (``RECORD_SENT`` and ``INSERT_ATTEMPT``).
+
+Why: SQLAlchemy's execution path (connection, transaction and pool objects, events, the result
+machinery) costs more CPU than the two statements and the commit themselves: about 100 of the
+190 µs of recording a delivery on SQLite, alone; twice that with the delivery threads contending
+(bench/RESULTS.md, issue 14). Here SQLAlchemy still compiles each statement, once per dialect, and
+still hands out the connection from its pool; its bind processors (the UTC timestamps) still
+convert the values. Only the per-call machinery is skipped.
+
+Driver errors are raised as SQLAlchemy's (``DBAPIError.instance``), so the ledger's handling of an
+unavailable database is the same on both paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+
+
+class DriverStatement:
+    """``statement`` compiled for ``engine``'s dialect; ``columns``: an INSERT's columns."""
+
+    def __init__(
+        self, statement: ClauseElement, engine: Engine, columns: Sequence[str] | None = None
+    ) -> None:
+        dialect = engine.dialect
+        compiled = statement.compile(dialect=dialect, column_keys=list(columns or ()) or None)
+        assert isinstance(compiled, SQLCompiler)
+        self._compiled = compiled
+        self.sql = compiled.string
+        self._positions = list(compiled.positiontup) if compiled.positiontup else None
+        self._processors: dict[str, Callable[[Any], Any]] = {}
+        for name, bind in compiled.binds.items():
+            processor = bind.type.bind_processor(dialect)
+            if processor is not None:
+                self._processors[name] = processor
+
+    def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
+        """The driver's parameters (positional or named, as its paramstyle wants) for
+        ``values``, the statement's own literal values included, each through its type."""
+        bound = self._compiled.construct_params(dict(values))
+        for name, processor in self._processors.items():
+            if name in bound:
+                bound[name] = processor(bound[name])
+        if self._positions is not None:
+            return [bound[name] for name in self._positions]
+        return bound
+
+
+@contextmanager
+def driver_transaction(engine: Engine, begin: str | None) -> Iterator[Any]:
+    """A cursor in one write transaction on a pooled driver connection, committed at the end
+    (rolled back on error). ``begin``: the statement that opens it (SQLite's ``BEGIN
+    IMMEDIATE``; None where the driver opens transactions itself)."""
+    dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+    try:
+        connection = engine.raw_connection()  # connecting can fail too: the database went away
+    except dbapi_error as exc:
+        raise DBAPIError.instance(None, None, exc, dbapi_error) from exc
+    try:
+        cursor = connection.cursor()
+        try:
+            if begin is not None:
+                cursor.execute(begin)
+            yield cursor
+            connection.commit()
+        except BaseException as exc:
+            with suppress(dbapi_error):  # the connection is gone: so is its transaction
+                connection.rollback()
+            if isinstance(exc, dbapi_error):
+                raise DBAPIError.instance(None, None, exc, dbapi_error) from exc
+            raise
+        finally:
+            cursor.close()
+    finally:
+        connection.close()  # back to the pool
