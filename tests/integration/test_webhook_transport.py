@@ -4,11 +4,15 @@ proxies from the environment, what goes out on the wire. Real servers on loopbac
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import trustme
 
+from harvester.demo import Receiver
 from harvester.errors import WebhookTransientError
 from harvester.sei.webhook import WebhookClient
 from tests.helpers import ScriptedServer
@@ -64,3 +68,28 @@ def test_a_proxy_from_the_environment_carries_the_posts(
     direct = WebhookClient("http://sei.invalid/v1/custom-cicd", "secret")
     with pytest.raises(WebhookTransientError, match="cannot reach the webhook"):
         direct.post_once(BODY)
+
+
+def test_https_is_verified_against_httpx_s_trust_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Harness SEI is HTTPS: the transport verifies with httpx's own default context (certifi,
+    # or SSL_CERT_FILE), as httpx's transport did.
+    ca = trustme.CA()
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    receiver = Receiver(token="secret")
+    receiver.tls = tls
+    with receiver:
+        assert receiver.url.startswith("https://")
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        untrusted = WebhookClient(receiver.url, "secret")
+        with pytest.raises(WebhookTransientError, match="certificate verify failed"):
+            untrusted.probe_empty()
+        monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+        trusted = WebhookClient(receiver.url, "secret")
+        # `{}` lacks the required fields: the receiver's 400 proves TLS and credentials work.
+        assert trusted.probe_empty() == 400
+        trusted.close()
