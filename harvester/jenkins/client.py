@@ -1,11 +1,12 @@
-"""Jenkins access on python-jenkins: the only module that imports ``jenkins`` and ``requests``.
+"""Jenkins access on python-jenkins: the only module that imports ``jenkins`` (``requests`` too,
+with the session that carries python-jenkins' requests, transport.py).
 
 What python-jenkins gives us and what we add (each checked against its source, 1.8):
 
 * Its ``retries=`` mounts an adapter on the URL *scheme* string, which requests never matches: it does
-  nothing. We mount our own ``HTTPAdapter(max_retries=Retry(...))`` on ``http://`` and ``https://``:
-  GET only; 429, 5xx and connection errors; exponential backoff; ``Retry-After`` honoured but capped.
-* It has no timeout by default: we always pass ``jenkins.timeout_seconds``.
+  nothing. Its session is replaced by ours (transport.py), which retries GETs on 429, 5xx and
+  network errors with exponential backoff, ``Retry-After`` honoured but capped.
+* It has no timeout by default: the session always applies ``jenkins.timeout_seconds``.
 * It fetches a crumb before the first request unless told not to: GETs need none (``add_crumb=False``).
 * It maps 401/403/500 to a bare ``JenkinsException`` (the HTTP error stays in ``__context__``) and, in
   ``get_build_info``, a 503 to "does not exist". We call ``jenkins_request`` ourselves and map every

@@ -34,7 +34,6 @@ import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -46,6 +45,7 @@ from requests.utils import get_environ_proxies, select_proxy
 from harvester import __version__
 from harvester.errors import JenkinsUnreachable
 from harvester.util.http1 import Answer, Pool, Tunnel, decoded
+from harvester.util.timeparse import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -68,20 +68,6 @@ class RetryPolicy:
         if failures <= 1:
             return 0.0
         return float(min(self.backoff_max, self.backoff_factor * 2 ** (failures - 1)))
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), capped."""
-    if not value:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        try:
-            seconds = parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return max(0.0, min(seconds, RETRY_AFTER_CAP_SECONDS))
 
 
 class HttpSession:
@@ -153,7 +139,9 @@ class HttpSession:
                 failures += 1
                 asked = None
                 if answer.status in RETRY_AFTER_STATUSES:
-                    asked = retry_after(answer.header("Retry-After"))
+                    asked = retry_after_seconds(
+                        answer.header("Retry-After"), RETRY_AFTER_CAP_SECONDS
+                    )
                 time.sleep(asked if asked is not None else self._retry.backoff(failures))
                 continue
             return _response(url, answer)

@@ -138,35 +138,12 @@ class Delivering(LedgerBase):
         statuses = []
         with self._driver_write() as cursor:
             for record in records:
-                outcome = record.outcome
-                cursor.execute(
-                    sent.sql,
-                    sent.parameters(
-                        {
-                            "row_id": record.entry_id,
-                            "owner": record.owner,
-                            "http_status": outcome.http_status,
-                            "sent": record.now,
-                            "body": outcome.body,
-                        }
-                    ),
-                )
+                row, history = _sent_values(record)
+                cursor.execute(sent.sql, sent.parameters(row))
                 if cursor.fetchone() is None:
                     statuses.append("lost")
                     continue
-                cursor.execute(
-                    attempt.sql,
-                    attempt.parameters(
-                        {
-                            "build_id": record.entry_id,
-                            "attempted_at": record.now,
-                            "outcome": "sent",
-                            "http_status": outcome.http_status,
-                            "error": None,
-                            "duration_ms": outcome.duration_ms,
-                        }
-                    ),
-                )
+                cursor.execute(attempt.sql, attempt.parameters(history))
                 statuses.append("sent")
         return statuses
 
@@ -181,7 +158,7 @@ class Delivering(LedgerBase):
     def _record(self, connection: Connection, record: AttemptRecord) -> str:
         entry_id, outcome, now, owner = record.entry_id, record.outcome, record.now, record.owner
         if outcome.outcome == "sent":
-            return self._record_sent(connection, entry_id, outcome, now, owner)
+            return self._record_sent(connection, record)
         row = connection.execute(self._select_attempts, {"row_id": entry_id}).one_or_none()
         if row is None or row.claimed_by != owner:
             return "lost"
@@ -227,30 +204,31 @@ class Delivering(LedgerBase):
         )
         return status
 
-    def _record_sent(
-        self, connection: Connection, entry_id: int, outcome: Attempt, now: datetime, owner: str
-    ) -> str:
-        held = connection.execute(
-            RECORD_SENT,
-            {
-                "row_id": entry_id,
-                "owner": owner,
-                "http_status": outcome.http_status,
-                "sent": now,
-                "body": outcome.body,
-            },
-        ).one_or_none()
-        if held is None:
+    def _record_sent(self, connection: Connection, record: AttemptRecord) -> str:
+        row, history = _sent_values(record)
+        if connection.execute(RECORD_SENT, row).one_or_none() is None:
             return "lost"
-        connection.execute(
-            INSERT_ATTEMPT,
-            {
-                "build_id": entry_id,
-                "attempted_at": now,
-                "outcome": "sent",
-                "http_status": outcome.http_status,
-                "error": None,
-                "duration_ms": outcome.duration_ms,
-            },
-        )
+        connection.execute(INSERT_ATTEMPT, history)
         return "sent"
+
+
+def _sent_values(record: AttemptRecord) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The values of RECORD_SENT (the row, if ``record.owner`` still holds it) and of
+    INSERT_ATTEMPT (its history) for a 2xx, on either path."""
+    outcome = record.outcome
+    row = {
+        "row_id": record.entry_id,
+        "owner": record.owner,
+        "http_status": outcome.http_status,
+        "sent": record.now,
+        "body": outcome.body,
+    }
+    history = {
+        "build_id": record.entry_id,
+        "attempted_at": record.now,
+        "outcome": "sent",
+        "http_status": outcome.http_status,
+        "error": None,
+        "duration_ms": outcome.duration_ms,
+    }
+    return row, history

@@ -14,7 +14,6 @@ import logging
 import time
 import urllib.request
 from collections.abc import Callable
-from email.utils import parsedate_to_datetime
 
 import httpx
 import stamina
@@ -29,6 +28,7 @@ from harvester.errors import (
     WebhookUrlRejected,
 )
 from harvester.util.http1 import Pool
+from harvester.util.timeparse import retry_after_seconds
 
 # A receiver asking for more than an hour is misconfigured; an hour is as long as we honour.
 RETRY_AFTER_CAP_SECONDS = 3600.0
@@ -46,19 +46,8 @@ Throttled = Callable[[float | None], None]
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), capped."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = moment.timestamp() - (time.time() if now is None else now)
-    return max(0.0, min(seconds, RETRY_AFTER_CAP_SECONDS))
+    """Seconds to wait from a ``Retry-After`` header, at most RETRY_AFTER_CAP_SECONDS."""
+    return retry_after_seconds(value, RETRY_AFTER_CAP_SECONDS, now)
 
 
 def _excerpt(response: httpx.Response) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -48,3 +50,20 @@ def iso_utc(moment: datetime | None) -> str | None:
     if moment.tzinfo is None:  # SQLite gives naive datetimes back; we only ever store UTC
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def retry_after_seconds(value: str | None, cap: float, now: float | None = None) -> float | None:
+    """Seconds to wait from an HTTP ``Retry-After`` header (delta-seconds or an HTTP date, from
+    ``now``, epoch seconds), at most ``cap``; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = moment.timestamp() - (time.time() if now is None else now)
+    return max(0.0, min(seconds, cap))

@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 
 from harvester.attempt import Attempt
 from harvester.errors import LedgerError, LedgerUnavailable
-from harvester.ledger import Base, Ledger, NewBuild
+from harvester.ledger import AttemptRecord, Base, Ledger, NewBuild
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -51,6 +51,40 @@ def test_pending_then_sent_with_history(ledger: Ledger) -> None:
     assert entry is not None
     assert (entry.status, entry.attempts, entry.sent_at) == ("sent", 1, NOW)
     assert [h.outcome for h in ledger.history(entry.id)] == ["sent"]
+
+
+def test_only_the_claim_holder_records_and_a_batch_is_one_transaction(ledger: Ledger) -> None:
+    # CONTRACT §5/§7: an outcome is recorded only by the worker that still holds the row; the
+    # deliverer's group commit (record_attempts) mixes 2xx answers (written on the driver's
+    # connection when a batch holds only those) with other outcomes.
+    ledger.add_pending([build("a", n) for n in (1, 2, 3)], now=NOW)
+    one, two, three = ledger.claim_due(NOW, 10, "holder")
+    sent, retry = Attempt("sent", 202, None, 5), Attempt("retry", 503, "HTTP 503", 5)
+    stranger = AttemptRecord(one.id, sent, NOW, 3, "someone-else")
+    assert ledger.record_attempts([stranger]) == ["lost"]
+    assert ledger.record_attempts(
+        [stranger, AttemptRecord(two.id, retry, NOW, 3, "someone-else")]
+    ) == [
+        "lost",
+        "lost",
+    ]
+    untouched = ledger.entry("a", 1)
+    assert untouched is not None
+    assert (untouched.status, untouched.attempts, ledger.history(untouched.id)) == (
+        "pending",
+        0,
+        [],
+    )
+    statuses = ledger.record_attempts(
+        [
+            AttemptRecord(one.id, sent, NOW, 3, "holder"),
+            AttemptRecord(two.id, retry, NOW, 3, "holder"),
+            AttemptRecord(three.id, sent, NOW, 3, "someone-else"),
+        ]
+    )
+    assert statuses == ["sent", "pending", "lost"]
+    assert [ledger.entry("a", n).status for n in (1, 2, 3)] == ["sent", "pending", "pending"]  # type: ignore[union-attr]
+    assert [len(ledger.history(e.id)) for e in (one, two, three)] == [1, 1, 0]
 
 
 def test_retries_then_dead_after_max_attempts(ledger: Ledger) -> None:
