@@ -48,22 +48,25 @@ def busy_ticks(stat: str) -> dict[int, int]:
     return busy
 
 
-def least_busy(
+def others_use(
     before: dict[int, int],
     after: dict[int, int],
     allowed: set[int],
     *,
     current: int | None,
     own_ticks: int,
-) -> int:
-    """The allowed CPU that others used least between two samples; the harvester's own ticks
+) -> dict[int, int]:
+    """Per allowed CPU, the ticks other programs used between two samples: the harvester's own
     are taken off the CPU it was on (``current``)."""
+    used = {cpu: after.get(cpu, 0) - before.get(cpu, 0) for cpu in allowed}
+    if current in used:
+        used[current] -= own_ticks
+    return used
 
-    def others(cpu: int) -> int:
-        used = after.get(cpu, 0) - before.get(cpu, 0)
-        return used - own_ticks if cpu == current else used
 
-    return min(sorted(allowed), key=others)
+def least_busy(used: dict[int, int]) -> int:
+    """The CPU others used least (the lowest number of those tied)."""
+    return min(sorted(used), key=used.__getitem__)
 
 
 class OneCpu:
@@ -122,16 +125,12 @@ class OneCpu:
     ) -> tuple[dict[int, int], float]:
         after, own_now = busy_ticks(PROC_STAT.read_text()), time.process_time()
         own_ticks = int((own_now - own) * self._hz)
-        best = least_busy(before, after, self._allowed, current=self.cpu, own_ticks=own_ticks)
-        if best != self.cpu:
-            gain = 0
-            if self.cpu is not None:
-                used_here = after.get(self.cpu, 0) - before.get(self.cpu, 0) - own_ticks
-                gain = used_here - (after.get(best, 0) - before.get(best, 0))
-            if self.cpu is None or gain > moved_only_by:
-                _pin_all({best})
-                log.debug("keeping the harvester's threads on CPU %d", best)
-                self.cpu = best
+        used = others_use(before, after, self._allowed, current=self.cpu, own_ticks=own_ticks)
+        best = least_busy(used)
+        if self.cpu is None or used[self.cpu] - used[best] > moved_only_by:
+            _pin_all({best})
+            log.debug("keeping the harvester's threads on CPU %d", best)
+            self.cpu = best
         return after, own_now
 
 
