@@ -16,7 +16,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 PARTS: list[tuple[str, str, str]] = [
@@ -90,11 +90,10 @@ def instrument() -> Accounts:
 
 
 def bench_breakdown(args: argparse.Namespace) -> None:
-    from bench.run import Shape, instance, machine  # noqa: PLC0415
+    from bench.run import Shape, instance, machine, timed_catch_up  # noqa: PLC0415
 
     accounts = instrument()  # before anything is built from the classes
     from harvester.app import build_harvester, close_harvester  # noqa: PLC0415
-    from harvester.catchup import LogProgress, catch_up  # noqa: PLC0415
     from harvester.config import settings_from_mapping  # noqa: PLC0415
 
     shape = Shape(args.jobs, args.builds, args.stages, args.steps, args.latency_ms)
@@ -107,18 +106,9 @@ def bench_breakdown(args: argparse.Namespace) -> None:
             )
         )
         harvester = build_harvester(settings, threading.Event(), "catch-up")
-        now = datetime.now(tz=UTC)
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        result = catch_up(
-            harvester.collector(),
-            harvester.deliverer(),
-            since=now - timedelta(days=365),
-            until=now,
-            job_globs=[],
-            progress=LogProgress(3600),
-            leave_cursors=True,
+        result, wall, cpu = timed_catch_up(
+            harvester, args, datetime.now(tz=UTC), leave_cursors=True
         )
-        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         requests = sum(inst.counts().values())
         close_harvester(harvester)
     builds = max(result.collect.builds_collected, 1)

@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
@@ -206,24 +206,15 @@ class Instance:
         return config
 
 
-SINGLE_CPU = True
-"""harvest.single_cpu, as the harvester command keeps it (``--spread``: false)."""
-
-
 @contextmanager
 def instance(shape: Shape, limit: tuple[int, float] | None = None) -> Iterator[Instance]:
-    """The instance in a child process; ``limit``: the receiver's (POSTs, seconds) window.
-    This process then keeps its threads on one CPU as ``harvester run`` and ``catch-up`` do
-    (harvester.util.affinity), after the child started: it would inherit the CPU."""
-    from harvester.util.affinity import OneCpu  # noqa: PLC0415
-
+    """The instance in a child process; ``limit``: the receiver's (POSTs, seconds) window."""
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     process = context.Process(target=serve, args=(child, shape, limit), daemon=True)
     process.start()
     try:
-        with OneCpu(SINGLE_CPU):
-            yield Instance(parent, parent.recv())
+        yield Instance(parent, parent.recv())
         parent.send(("stop",))
         parent.recv()
     finally:
@@ -243,12 +234,46 @@ def machine() -> str:
     )
 
 
+def one_cpu(args: argparse.Namespace) -> AbstractContextManager[Any]:
+    """This process's threads on one CPU, as ``harvester run`` and ``catch-up`` keep theirs
+    (harvest.single_cpu; ``--spread``: not). Only around the harvester working in this process:
+    a child started meanwhile (the instance, a ``harvester run``) would inherit the one CPU."""
+    from harvester.util.affinity import OneCpu  # noqa: PLC0415
+
+    return OneCpu(not args.spread)
+
+
+def timed_catch_up(
+    harvester: Any,
+    args: argparse.Namespace,
+    now: datetime,
+    *,
+    deliverer: Any = None,
+    leave_cursors: bool = False,
+) -> tuple[Any, float, float]:
+    """A catch-up of the generated history (the last 365 days) on one CPU unless ``--spread``:
+    its result, wall seconds and CPU seconds."""
+    from harvester.catchup import LogProgress, catch_up  # noqa: PLC0415
+
+    with one_cpu(args):
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        result = catch_up(
+            harvester.collector(),
+            deliverer or harvester.deliverer(),
+            since=now - timedelta(days=365),
+            until=now,
+            job_globs=[],
+            progress=LogProgress(3600),
+            leave_cursors=leave_cursors,
+        )
+        return result, time.perf_counter() - wall0, time.process_time() - cpu0
+
+
 # -- catch-up (issue 5) ------------------------------------------------------------------------
 
 
 def bench_catch_up(args: argparse.Namespace) -> None:
     from harvester.app import build_harvester, close_harvester  # noqa: PLC0415
-    from harvester.catchup import LogProgress, catch_up  # noqa: PLC0415
     from harvester.config import settings_from_mapping  # noqa: PLC0415
     from harvester.util.timeparse import resolve_when  # noqa: PLC0415
 
@@ -268,17 +293,10 @@ def bench_catch_up(args: argparse.Namespace) -> None:
         now = datetime.now(tz=UTC)
         rss_before = peak_rss_mb()
         deliverer = harvester.deliverer()
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        result = catch_up(
-            harvester.collector(),
-            deliverer,
-            since=now - timedelta(days=365),
-            until=now,
-            job_globs=[],
-            progress=LogProgress(3600),
-            leave_cursors=True,  # as `harvester catch-up` without --until
+        # leave_cursors: as `harvester catch-up` without --until
+        result, wall, cpu = timed_catch_up(
+            harvester, args, now, deliverer=deliverer, leave_cursors=True
         )
-        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         rss = peak_rss_mb()
         counts = inst.counts()
         requests = sum(counts.values())
@@ -363,9 +381,10 @@ def bench_deliver(args: argparse.Namespace) -> None:
         )
         harvester = build_harvester(settings, threading.Event())
         collected = harvester.collector().collect(datetime.now(tz=UTC) - timedelta(days=365))
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        report = harvester.deliverer().deliver_due()
-        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        with one_cpu(args):
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            report = harvester.deliverer().deliver_due()
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         close_harvester(harvester)
         received = len(inst.ask("accepted"))
     print(f"machine: {machine()}")
@@ -389,7 +408,6 @@ def bench_throttled(args: argparse.Namespace) -> None:
     """Catch-up against a receiver that allows ``--limit`` POSTs per ``--window`` seconds and
     answers 429 without Retry-After beyond (as Harness SEI does), paced and unpaced."""
     from harvester.app import build_harvester, close_harvester  # noqa: PLC0415
-    from harvester.catchup import LogProgress, catch_up  # noqa: PLC0415
     from harvester.config import settings_from_mapping  # noqa: PLC0415
 
     shape = Shape(args.jobs, args.builds, args.stages, args.steps, 0)
@@ -412,17 +430,7 @@ def bench_throttled(args: argparse.Namespace) -> None:
                 )
             )
             harvester = build_harvester(settings, threading.Event())
-            now = datetime.now(tz=UTC)
-            wall0 = time.perf_counter()
-            result = catch_up(
-                harvester.collector(),
-                harvester.deliverer(),
-                since=now - timedelta(days=365),
-                until=now,
-                job_globs=[],
-                progress=LogProgress(3600),
-            )
-            wall = time.perf_counter() - wall0
+            result, wall, _ = timed_catch_up(harvester, args, datetime.now(tz=UTC))
             throttled = inst.ask("throttled")
             dead = harvester.ledger.stats().counts["dead"]
             close_harvester(harvester)
@@ -553,7 +561,6 @@ def bench_governor(args: argparse.Namespace) -> None:
     slows down in proportion beyond (latency doubles at twice the capacity), with
     jenkins.max_concurrency well above it; then the same against one that never slows."""
     from harvester.app import build_harvester, close_harvester  # noqa: PLC0415
-    from harvester.catchup import LogProgress, catch_up  # noqa: PLC0415
     from harvester.config import settings_from_mapping  # noqa: PLC0415
 
     print(f"machine: {machine()}")
@@ -579,17 +586,7 @@ def bench_governor(args: argparse.Namespace) -> None:
             threading.Thread(
                 target=_watch, args=(harvester.jenkins.governor, limits, done), daemon=True
             ).start()
-            now = datetime.now(tz=UTC)
-            wall0 = time.perf_counter()
-            result = catch_up(
-                harvester.collector(),
-                harvester.deliverer(),
-                since=now - timedelta(days=365),
-                until=now,
-                job_globs=[],
-                progress=LogProgress(3600),
-            )
-            wall = time.perf_counter() - wall0
+            result, wall, _ = timed_catch_up(harvester, args, datetime.now(tz=UTC))
             done.set()
             close_harvester(harvester)
             served = inst.ask("served")
@@ -688,8 +685,6 @@ def main() -> None:
         help="let the OS spread the harvester's threads over the CPUs (harvest.single_cpu false)",
     )
     args = parser.parse_args()
-    global SINGLE_CPU  # noqa: PLW0603 - set once, before any mode runs
-    SINGLE_CPU = not args.spread
     modes = {
         "catch-up": bench_catch_up,
         "deliver": bench_deliver,
