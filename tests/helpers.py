@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
+import pytest
+import trustme
 import yaml
 
 from harvester.util.httpserver import QuietHandler, ThreadedServer
@@ -177,3 +180,20 @@ class ScriptedServer(ThreadedServer):
 
     def __enter__(self) -> Self:
         return self.start()
+
+
+def through_proxy(monkeypatch: pytest.MonkeyPatch, proxy_url: str) -> None:
+    """The environment names ``proxy_url`` as the HTTP proxy for every host."""
+    monkeypatch.setenv("HTTP_PROXY", proxy_url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+
+
+def loopback_tls(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server TLS context for 127.0.0.1 signed by a throw-away CA, and that CA's bundle."""
+    ca = trustme.CA()
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    return tls, bundle

@@ -8,17 +8,15 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 
 from harvester.demo import Simulator
 from harvester.errors import JenkinsError, JenkinsTransientError, JenkinsUnreachable
 from harvester.jenkins.client import JenkinsClient
-from tests.helpers import Reply, ScriptedServer
+from tests.helpers import Reply, ScriptedServer, loopback_tls, through_proxy
 
 
 @pytest.fixture
@@ -34,9 +32,7 @@ def test_proxy_from_the_environment_is_used(
     # still take effect. The simulator stands in for the proxy (it serves the absolute-form
     # target a proxy receives), so a request for a host that does not resolve reaches it only
     # through the proxy.
-    monkeypatch.setenv("HTTP_PROXY", sim.url)
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
+    through_proxy(monkeypatch, sim.url)
     sim.add("app")
     jenkins = JenkinsClient(
         "http://jenkins.invalid:8080/", sim.username, sim.api_token, timeout=5, retries=0
@@ -53,11 +49,7 @@ def test_proxy_from_the_environment_is_used(
 def test_tls_is_verified_unless_the_config_says_otherwise(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ca = trustme.CA()
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(tls)
-    bundle = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(bundle))
+    tls, bundle = loopback_tls(tmp_path)
     simulator = Simulator()
     simulator.tls = tls
     with simulator as sim:

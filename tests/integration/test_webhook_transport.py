@@ -4,18 +4,16 @@ proxies from the environment, what goes out on the wire. Real servers on loopbac
 
 from __future__ import annotations
 
-import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 
 from harvester.demo import Receiver
 from harvester.errors import WebhookTransientError
 from harvester.sei.webhook import WebhookClient
-from tests.helpers import ScriptedServer
+from tests.helpers import ScriptedServer, loopback_tls, through_proxy
 
 BODY = '{"pipeline": "app"}'
 
@@ -57,9 +55,7 @@ def test_a_proxy_from_the_environment_carries_the_posts(
 ) -> None:
     # The scripted server stands in for the proxy: a request for a host that does not resolve
     # reaches it only through the proxy, in absolute form.
-    monkeypatch.setenv("HTTP_PROXY", accepting.url)
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
+    through_proxy(monkeypatch, accepting.url)
     webhook = WebhookClient("http://sei.invalid/v1/custom-cicd", "secret")
     assert webhook.post_once(BODY).outcome == "sent"
     assert [target for _, _, target, _ in accepting.served] == ["http://sei.invalid/v1/custom-cicd"]
@@ -75,11 +71,7 @@ def test_https_is_verified_against_httpx_s_trust_store(
 ) -> None:
     # Harness SEI is HTTPS: the transport verifies with httpx's own default context (certifi,
     # or SSL_CERT_FILE), as httpx's transport did.
-    ca = trustme.CA()
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(tls)
-    bundle = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(bundle))
+    tls, bundle = loopback_tls(tmp_path)
     receiver = Receiver(token="secret")
     receiver.tls = tls
     with receiver:
