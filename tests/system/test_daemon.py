@@ -61,14 +61,20 @@ def test_daemon_delivers_builds_that_finish_while_it_runs_and_stops_on_sigterm(
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
             assert response.status == 200
             assert json.loads(response.read())["status"] == "ok"
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            text = response.read().decode()
+
+        def metrics() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+                return str(answer.read().decode())
+
+        # The ledger's row counts are read at the end of the cycle that delivered build 2,
+        # which may still be finishing when the receiver has it.
+        assert wait_for(lambda: 'harvester_ledger_rows{status="sent"} 2.0' in metrics())
+        text = metrics()
         assert "harvester_builds_collected_total 2.0" in text
         assert 'harvester_deliveries_total{outcome="sent"} 2.0' in text
         assert 'harvester_jenkins_requests_total{kind="discovery",status_class="2xx"}' in text
         assert "harvester_cycle_duration_seconds_bucket" in text
         assert "harvester_pending_rows 0.0" in text
-        assert 'harvester_ledger_rows{status="sent"} 2.0' in text
         assert 'harvester_build_info{version="' in text
         assert "process_resident_memory_bytes" in text
         proc.send_signal(signal.SIGTERM)
