@@ -29,8 +29,9 @@ PARTS: list[tuple[str, str, str]] = [
     ("JSON parse of Jenkins' answers", "harvester.jenkins.client", "JenkinsClient.get_json"),
     ("validation of builds (pydantic)", "harvester.collect.collector", "Collector.parse_build"),
     ("validation of wfapi (pydantic)", "harvester.collect.details", "BuildDetails.pipeline_run"),
-    ("mapping (stages, steps, payload model)", "harvester.collect.details", "BuildDetails.payload"),
-    ("payload JSON serialization", "harvester.sei.payload", "Payload.to_json"),
+    ("mapping (stages, steps, payload dicts)", "harvester.collect.details", "BuildDetails.payload"),
+    # A function the collector imported: wrapped where it is called from.
+    ("payload JSON serialization", "harvester.collect.collector", "payload_json"),
     ("ledger writes while collecting", "harvester.ledger.store", "Ledger.add_pending"),
     ("ledger reads while collecting", "harvester.ledger.store", "Ledger.known"),
     ("claiming rows", "harvester.ledger.store", "Ledger.claim_due"),
@@ -83,9 +84,11 @@ def instrument() -> Accounts:
 
     accounts = Accounts()
     for part, module, qualified in PARTS:
-        owner_name, method = qualified.split(".")
-        owner = getattr(importlib.import_module(module), owner_name)
-        setattr(owner, method, accounts.wrap(part, getattr(owner, method)))
+        owner: Any = importlib.import_module(module)
+        *owners, name = qualified.split(".")
+        for owner_name in owners:
+            owner = getattr(owner, owner_name)
+        setattr(owner, name, accounts.wrap(part, getattr(owner, name)))
     return accounts
 
 

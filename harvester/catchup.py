@@ -129,7 +129,7 @@ def scan_job(
                 continue
             if sink is not None:
                 if build.finished and not collector.stop.is_set():
-                    sink(collector.payload(job, build).model_dump(mode="json", exclude_none=True))
+                    sink(dict(collector.payload(job, build)))
                 continue
             collector.settle(job, build, settled)
         if ledger is not None and sink is None:

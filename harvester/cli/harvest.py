@@ -185,7 +185,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
         payload = preview(make_collector(config, jenkins, None), args.job, args.build)
     finally:
         jenkins.close()
-    output.print_json(json.loads(payload.to_json()))
+    output.print_json(payload)
     return ExitCode.OK
 
 

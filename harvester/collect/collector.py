@@ -42,7 +42,7 @@ from harvester.jenkins.models import BUILDS_PAGE, Build
 from harvester.ledger import Ledger, NewBuild
 from harvester.sei.jobref import JobRef
 from harvester.sei.mapping import MappingRules
-from harvester.sei.payload import Payload
+from harvester.sei.payload import Payload, payload_json
 from harvester.util import names
 from harvester.util.timeparse import from_epoch_ms, to_epoch_ms
 
@@ -374,6 +374,6 @@ class Collector:
             job=job.full_name,
             number=build.number,
             result=build.result,
-            payload=payload.to_json(),
+            payload=payload_json(payload),
             started_at=from_epoch_ms(build.timestamp),
         )

@@ -54,23 +54,21 @@ def _entry(raw: Any) -> tuple[ArtifactRef | None, str | None]:
         if not isinstance(value, bool):
             return None, f"an entry's {key} is not true or false"
         flags[key] = value
-    digest = raw.get("hash")
-    metadata = raw.get("metadata")
-    return (
-        ArtifactRef(
-            input=flags["input"],
-            output=flags["output"],
-            type=values["type"] or "",
-            location=values["location"] or "",
-            name=values["name"] or "",
-            qualifier=values["qualifier"] or "",
-            hash=digest if isinstance(digest, str) and digest else None,
-            metadata={str(k): str(v) for k, v in metadata.items()}
-            if isinstance(metadata, dict) and metadata
-            else None,
-        ),
-        None,
+    entry = ArtifactRef(
+        input=flags["input"],
+        output=flags["output"],
+        type=values["type"] or "",
+        location=values["location"] or "",
+        name=values["name"] or "",
+        qualifier=values["qualifier"] or "",
     )
+    digest = raw.get("hash")
+    if isinstance(digest, str) and digest:
+        entry["hash"] = digest
+    metadata = raw.get("metadata")
+    if isinstance(metadata, dict) and metadata:
+        entry["metadata"] = {str(k): str(v) for k, v in metadata.items()}
+    return entry, None
 
 
 def manifest_entries(documents: Sequence[tuple[str, Any]]) -> ManifestEntries:
@@ -98,6 +96,9 @@ def file_artifacts(job: JobRef, build: Build, instance_url: str) -> list[Artifac
     base = f"{instance_url}{names.job_path(job.full_name)}{build.number}/artifact/"
     return [
         ArtifactRef(
+            input=False,
+            output=True,
+            type="file",
             location=base + names.artifact_path(artifact.relativePath),
             name=artifact.relativePath,
             qualifier=str(build.number),

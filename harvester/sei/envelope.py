@@ -60,5 +60,5 @@ def envelope(stored: str, rules: MappingRules) -> str:
             changed = True
     if not changed:
         return stored
-    # The same form as Payload.to_json: compact, non-ASCII kept as it is.
+    # The same form as payload_json: compact, non-ASCII kept as it is.
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)

@@ -10,12 +10,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import TypeVar
+from functools import lru_cache
 
 from harvester.jenkins.models import Build, Cause, FlowNode, PipelineRun, simple_class_name
+from harvester.jenkins.models import Stage as StageNode
 from harvester.sei.artifacts import file_artifacts
 from harvester.sei.jobref import JobRef
-from harvester.sei.payload import ArtifactRef, JobRun, Payload, RunParameter, Trigger
+from harvester.sei.payload import ArtifactRef, JobRun, Payload, RunParameter, Stage, Step, Trigger
 from harvester.sei.scm import branch_name, commit_ids, project_build_data, repo_url
 from harvester.util import names
 
@@ -139,8 +140,10 @@ def trigger_of(cause: Cause) -> Trigger | None:
         return Trigger(id="SCMTrigger", type=name)
     if is_upstream_cause(cause):
         assert cause.upstreamProject is not None
-        number = None if cause.upstreamBuild is None else str(cause.upstreamBuild)
-        return Trigger(id=names.decoded(cause.upstreamProject), type=name, job_run_number=number)
+        upstream = Trigger(id=names.decoded(cause.upstreamProject), type=name)
+        if cause.upstreamBuild is not None:
+            upstream["job_run_number"] = str(cause.upstreamBuild)
+        return upstream
     if name == "TimerTriggerCause":
         return Trigger(id="TimerTrigger", type=name)
     return Trigger(id=name.removesuffix("Cause") or name, type=name)
@@ -185,48 +188,63 @@ def map_parameters(build: Build, redact: Sequence[str]) -> list[RunParameter]:
 # -- stages and steps --------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=256)
+def _utc_hour(hours: int) -> str:
+    """``2026-11-28T18:`` for hours since the epoch."""
+    return time.strftime("%Y-%m-%dT%H:", time.gmtime(hours * 3600))
+
+
 def iso_millis(epoch_ms: int) -> str:
-    """``2026-11-28T18:40:48.123Z`` (epoch_ms > 0). time.gmtime and time.strftime, no datetime:
-    this runs for every stage and step of every build, and it is the fastest exact way (whole
-    seconds and the milliseconds apart; test_mapping checks it against datetime's isoformat)."""
-    seconds, millis = divmod(epoch_ms, 1000)
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{millis:03d}Z"
+    """``2026-11-28T18:40:48.123Z`` (epoch_ms > 0). This runs for every stage and step of every
+    build, and a build's nodes mostly start within one hour: the date and hour are formatted once
+    per hour (cached), minutes, seconds and milliseconds by arithmetic. UTC has no leap seconds
+    in epoch time, so every hour has 3,600,000 ms (test_mapping checks it against datetime)."""
+    hours, rest = divmod(epoch_ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, millis = divmod(rest, 1000)
+    return f"{_utc_hour(hours)}{minutes:02d}:{seconds:02d}.{millis:03d}Z"
 
 
-def _node_fields(node: FlowNode, build_result: str) -> dict[str, object]:
+def _step(node: FlowNode, build_result: str) -> Step:
     result, state = NODE_STATUS.get(node.status or "", UNKNOWN_NODE_STATUS)
     if state == "inProgress":
         # The build is over (only finished builds are mapped), so the node is too: an input step
         # that was aborted stays paused in wfapi (CONTRACT §4a).
         result = "canceled" if build_result == "ABORTED" else "unknown"
         state = "completed"
-    return {
+    name, start = node.name, node.startTimeMillis
+    # Dict literals: this runs for every stage and step of every build (issue 14).
+    if start > 0:
+        return {
+            "id": node.id,
+            "displayName": name,
+            "displayDescription": name,
+            "result": result,
+            "state": state,
+            "startTime": iso_millis(start),
+            "durationInMillis": node.durationMillis,
+        }
+    return {  # never started: no startTime at all
         "id": node.id,
-        "displayName": node.name,
-        "displayDescription": node.name,
+        "displayName": name,
+        "displayDescription": name,
         "result": result,
         "state": state,
-        "startTime": iso_millis(node.startTimeMillis) if node.startTimeMillis > 0 else None,
         "durationInMillis": node.durationMillis,
     }
 
 
+def _stage(stage: StageNode, build_result: str) -> Stage:
+    return {
+        **_step(stage, build_result),
+        "steps": [_step(n, build_result) for n in stage.stageFlowNodes],
+    }
+
+
 def map_job_run(run: PipelineRun | None, build_result: str = "SUCCESS") -> JobRun | None:
-    # Plain dicts, validated by the strict model in one call: pydantic-core checks the whole
-    # tree at once, where a model per stage and step cost most of the mapping's CPU.
     if run is None or not run.stages:
         return None
-    return JobRun.model_validate(
-        {
-            "stages": [
-                {
-                    **_node_fields(stage, build_result),
-                    "steps": [_node_fields(node, build_result) for node in stage.stageFlowNodes],
-                }
-                for stage in run.stages
-            ]
-        }
-    )
+    return JobRun(stages=[_stage(stage, build_result) for stage in run.stages])
 
 
 MAX_STAGE_STEPS = 100
@@ -248,13 +266,6 @@ def jenkins_result(result: str) -> str:
     return result if result in JENKINS_RESULTS else "FAILURE"
 
 
-T = TypeVar("T")
-
-
-def _or_none(values: list[T]) -> list[T] | None:
-    return values or None
-
-
 def map_build(
     job: JobRef,
     build: Build,
@@ -272,12 +283,12 @@ def map_build(
     assert build.result is not None
     decoded = job.decoded_name
     is_cd = names.matches_any(rules.cd_jobs, job.full_name) or any(
-        artifact.input for artifact in manifest_artifacts
+        artifact["input"] for artifact in manifest_artifacts
     )
     result = jenkins_result(build.result)
     project = project_build_data(job, build, rules.library_remotes)
     triggers = [t for t in (trigger_of(c) for c in build.causes) if t is not None]
-    return Payload(
+    payload = Payload(
         pipeline=names.decoded(job.multibranch_project)
         if job.multibranch_project
         else job.full_name,
@@ -291,13 +302,28 @@ def map_build(
         result=rules.result_map.get(result, "failure"),
         build_number=build.number,
         user_id=user_id,
-        trigger_chain=_or_none(triggers),
-        job_run_params=_or_none(map_parameters(build, rules.redact_parameters)),
-        scm_commit_ids=_or_none(commit_ids(build, project)),
-        repo_url=repo_url(project),
-        branch_name=branch_name(job, project),
         ci=not is_cd,
         cd=is_cd,
-        artifacts=_or_none([*manifest_artifacts, *file_artifacts(job, build, rules.instance_url)]),
-        job_run=map_job_run(pipeline_run, build.result) if job.is_pipeline else None,
     )
+    # The optional fields: set only when there is something to send (CONTRACT §4).
+    if triggers:
+        payload["trigger_chain"] = triggers
+    parameters = map_parameters(build, rules.redact_parameters)
+    if parameters:
+        payload["job_run_params"] = parameters
+    commits = commit_ids(build, project)
+    if commits:
+        payload["scm_commit_ids"] = commits
+    url = repo_url(project)
+    if url is not None:
+        payload["repo_url"] = url
+    branch = branch_name(job, project)
+    if branch is not None:
+        payload["branch_name"] = branch
+    artifacts = [*manifest_artifacts, *file_artifacts(job, build, rules.instance_url)]
+    if artifacts:
+        payload["artifacts"] = artifacts
+    run = map_job_run(pipeline_run, build.result) if job.is_pipeline else None
+    if run is not None:
+        payload["job_run"] = run
+    return payload

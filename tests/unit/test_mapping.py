@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 
 from harvester.jenkins.models import Build, PipelineRun
 from harvester.sei.mapping import (
@@ -15,7 +16,7 @@ from harvester.sei.mapping import (
     map_build,
     map_job_run,
 )
-from harvester.sei.payload import Payload
+from harvester.sei.payload import PAYLOAD, JobRun, Payload, payload_json
 from harvester.sei.scm import strip_branch_prefix
 from tests.helpers import GUID, fixture_json
 
@@ -36,8 +37,16 @@ RULES = MappingRules(
 
 
 def body(payload: Payload) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(payload.to_json())
+    """The body as the receiver reads it, after the contract's guard: the strict validator."""
+    PAYLOAD.validate_python(payload)
+    data: dict[str, Any] = json.loads(payload_json(payload))
     return data
+
+
+def guarded(run: JobRun) -> JobRun:
+    """``run`` after the strict validator of the contract's shape."""
+    TypeAdapter(JobRun).validate_python(run)
+    return run
 
 
 def finished(**extra: Any) -> dict[str, Any]:
@@ -177,7 +186,7 @@ def test_stage_fixture_with_not_executed_steps() -> None:
     )
     run = map_job_run(PipelineRun.model_validate({"stages": [stage]}))
     assert run is not None
-    only = run.model_dump(exclude_none=True)["stages"][0]
+    only = guarded(run)["stages"][0]
     assert only["id"] == "9" and only["displayName"] == only["displayDescription"] == "Deploy"
     assert (only["result"], only["state"]) == ("succeeded", "completed")
     assert only["startTime"] == iso_millis(1414474754148) == "2014-10-28T05:39:14.148Z"
@@ -202,7 +211,7 @@ def test_wfapi_run_fixtures(name: str) -> None:
     for run_json in fixture_json(f"jenkinsci__pipeline-stage-view-plugin/{name}"):
         run = map_job_run(PipelineRun.model_validate(run_json))
         assert run is not None
-        stages = run.model_dump(exclude_none=True)["stages"]
+        stages = guarded(run)["stages"]
         assert [s["id"] for s in stages] == [s["id"] for s in run_json["stages"]]  # wfapi order
         for stage in stages:
             assert stage["steps"] == []  # the runs endpoint carries no stageFlowNodes
@@ -247,7 +256,7 @@ def test_node_status_table(status: str, result: str, state: str) -> None:
         )
     )
     assert run is not None
-    stage = run.model_dump(exclude_none=True)["stages"][0]
+    stage = guarded(run)["stages"][0]
     assert (stage["result"], stage["state"]) == (result, state)
     assert (stage["steps"][0]["result"], stage["steps"][0]["state"]) == (result, state)
     assert "parameterDescription" not in json.dumps(stage)
@@ -304,7 +313,7 @@ def test_unknown_result_goes_through_the_map_as_failure() -> None:
         RULES.instance_name, RULES.instance_guid, RULES.instance_url, {"FAILURE": "broken"}
     )
     build = Build.model_validate(finished(result="NOT_BUILD"))
-    assert map_build(JobRef("a"), build, rules=rules, user_id="x").result == "broken"
+    assert map_build(JobRef("a"), build, rules=rules, user_id="x")["result"] == "broken"
 
 
 def test_unfinished_builds_are_refused() -> None:

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter, ValidationError
 
 from harvester.jenkins.models import Cause
 from harvester.sei.mapping import CauseWalk, iso_millis, trigger_of
-from harvester.sei.payload import Payload
+from harvester.sei.payload import PAYLOAD, Trigger, payload_json
 from tests.unit.test_mapping import finished, mapped
 
 
@@ -64,7 +65,8 @@ def cause(cls: str, **fields: Any) -> Cause:
 def test_trigger_chain_entries(cls: str, fields: dict[str, Any], expected: dict[str, str]) -> None:
     trigger = trigger_of(cause(cls, **fields))
     assert trigger is not None
-    assert trigger.model_dump(exclude_none=True) == expected
+    TypeAdapter(Trigger).validate_python(trigger)
+    assert trigger == expected
 
 
 def test_only_cause_action_causes_count() -> None:
@@ -127,6 +129,30 @@ def test_iso_millis() -> None:
         assert iso_millis(millis) == expected.replace("+00:00", "Z"), millis
 
 
-def test_payload_model_is_strict() -> None:
-    with pytest.raises(ValueError):
-        Payload.model_validate({**mapped(finished()), "unexpected": 1})
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"unexpected": 1},
+        {"repo_url": None},  # absent, never null
+        {"branch_name": ""},
+        {"trigger_chain": []},
+        {"pipeline": ""},  # the receiver's 400
+        {"build_number": "7"},  # no coercion
+        {"trigger_chain": [{"id": "x", "type": "y", "job_run_number": 3}]},
+        {"job_run": {"stages": [{"id": "1"}]}},
+    ],
+)
+def test_the_outbound_guard_is_strict(change: dict[str, Any]) -> None:
+    payload = mapped(finished())
+    PAYLOAD.validate_python(payload)
+    with pytest.raises(ValidationError):
+        PAYLOAD.validate_python({**payload, **change})
+
+
+def test_a_payload_body_is_compact_utf8_and_survives_a_lone_surrogate() -> None:
+    payload = PAYLOAD.validate_python({**mapped(finished()), "branch_name": "fé/x"})
+    assert '"branch_name":"fé/x"' in payload_json(payload)
+    # Jenkins' JSON may carry "\ud800" (valid JSON, no UTF-8): escaped, so the build still goes.
+    lone = payload_json({**payload, "branch_name": "a\ud800b"})
+    assert '"branch_name":"a\\ud800b"' in lone
+    assert lone.encode("utf-8")
