@@ -7,16 +7,35 @@ import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import delete, select
 
 from harvester.ledger.base import LedgerBase, _unavailable_as_error
+from harvester.ledger.driver import DriverStatement
 from harvester.ledger.records import NewBuild, utc
-from harvester.ledger.schema import BuildRow, HeldBuildRow, JobCursorRow
+from harvester.ledger.schema import BUILDS, JOB_CURSORS, BuildRow, HeldBuildRow, JobCursorRow
 from harvester.util.timeparse import to_epoch_ms
+
+BUILD_COLUMNS = (
+    "controller",
+    "job",
+    "number",
+    "status",
+    "result",
+    "payload",
+    "attempts",
+    "next_attempt_at",
+    "started_at",
+    "collected_at",
+    "last_error",
+)
+CURSOR_COLUMNS = ("controller", "job", "last_number", "updated_at")
 
 
 class Collecting(LedgerBase):
+    _collect_driver: tuple[DriverStatement, DriverStatement] | None = None
+
     def cursors(self) -> dict[str, int]:
         with self._read() as connection:
             rows = connection.execute(
@@ -91,35 +110,16 @@ class Collecting(LedgerBase):
         recorded; hold back and release numbers; and move the job's cursor forward, all in one
         transaction: the cursor never passes a build that is not safely stored or held. Returns
         how many rows were new (``pending`` ones)."""
+        hold, unhold = list(hold), list(unhold)
+        if not hold and not unhold and self._dialect.in_process:
+            return self._add_pending_on_driver(builds, now, cursor)
         inserted = 0
         me = self._me
-        hold, unhold = list(hold), list(unhold)
         with self._write() as connection:
             if builds:
                 # RETURNING counts what was new; executemany rowcounts differ between drivers.
-                statement = (
-                    self._dialect.insert(BuildRow)
-                    .on_conflict_do_nothing(
-                        index_elements=["controller", "job", "number", "started_at"]
-                    )
-                    .returning(BuildRow.id, BuildRow.status)
-                )
-                values = [
-                    {
-                        "controller": me,
-                        "job": b.job,
-                        "number": b.number,
-                        "status": "pending" if b.skipped is None else "skipped",
-                        "result": b.result,
-                        "payload": b.payload,
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "started_at": b.started_at,
-                        "collected_at": now,
-                        "last_error": b.skipped,
-                    }
-                    for b in builds
-                ]
+                statement = self._insert_builds().returning(BUILDS.c.id, BUILDS.c.status)
+                values = [_build_values(me, b, now) for b in builds]
                 rows = connection.execute(statement, values).all()
                 inserted = sum(1 for row in rows if row.status == "pending")
             if unhold:
@@ -142,25 +142,59 @@ class Collecting(LedgerBase):
                     ],
                 )
             if cursor is not None:
-                self._advance_cursor(connection, cursor[0], cursor[1], now)
+                connection.execute(self._advance_cursor(), _cursor_values(me, cursor, now))
         return inserted
 
-    def _advance_cursor(self, connection: Connection, job: str, number: int, now: datetime) -> None:
-        statement = self._dialect.insert(JobCursorRow).values(
-            controller=self._me, job=job, last_number=number, updated_at=now
+    def _add_pending_on_driver(
+        self, builds: Sequence[NewBuild], now: datetime, cursor: tuple[str, int] | None
+    ) -> int:
+        """:meth:`add_pending` without holds, the write of every page a cycle collects: the same
+        statements on the driver's connection (driver.py says why), one INSERT per build so
+        that each says whether it was new."""
+        insert_build, advance = self._collect_statements()
+        me = self._me
+        inserted = 0
+        with self._driver_write() as driver:
+            for build in builds:
+                driver.execute(
+                    insert_build.sql, insert_build.parameters(_build_values(me, build, now))
+                )
+                if driver.fetchall() and build.skipped is None:  # a row: it was new
+                    inserted += 1
+            if cursor is not None:
+                driver.execute(advance.sql, advance.parameters(_cursor_values(me, cursor, now)))
+        return inserted
+
+    def _collect_statements(self) -> tuple[DriverStatement, DriverStatement]:
+        if self._collect_driver is None:  # compiled on first use; a race compiles twice, harmlessly
+            self._collect_driver = (
+                DriverStatement(
+                    self._insert_builds().returning(BUILDS.c.id), self._engine, BUILD_COLUMNS
+                ),
+                DriverStatement(self._advance_cursor(), self._engine, CURSOR_COLUMNS),
+            )
+        return self._collect_driver
+
+    def _insert_builds(self) -> Any:
+        """Builds as collected; one already recorded (same start time) is left as it is."""
+        return self._dialect.insert(BUILDS).on_conflict_do_nothing(
+            index_elements=["controller", "job", "number", "started_at"]
         )
+
+    def _advance_cursor(self) -> Any:
+        """The job's cursor set to ``last_number``, or kept where it is if that is further."""
+        statement = self._dialect.insert(JOB_CURSORS)
         excluded = statement.excluded
-        statement = statement.on_conflict_do_update(
+        return statement.on_conflict_do_update(
             index_elements=["controller", "job"],
             # Never backwards: a late or concurrent writer must not re-open settled builds.
             set_={
                 "last_number": self._dialect.greatest(
-                    JobCursorRow.last_number, excluded.last_number
+                    JOB_CURSORS.c.last_number, excluded.last_number
                 ),
                 "updated_at": excluded.updated_at,
             },
         )
-        connection.execute(statement)
 
     def restart_job(self, job: str) -> None:
         """A job deleted and re-created under the same name starts again at #1: its cursor and
@@ -177,3 +211,23 @@ class Collecting(LedgerBase):
                     HeldBuildRow.controller == self._me, HeldBuildRow.job == job
                 )
             )
+
+
+def _build_values(controller: str, build: NewBuild, now: datetime) -> dict[str, Any]:
+    return {
+        "controller": controller,
+        "job": build.job,
+        "number": build.number,
+        "status": "pending" if build.skipped is None else "skipped",
+        "result": build.result,
+        "payload": build.payload,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "started_at": build.started_at,
+        "collected_at": now,
+        "last_error": build.skipped,
+    }
+
+
+def _cursor_values(controller: str, cursor: tuple[str, int], now: datetime) -> dict[str, Any]:
+    return {"controller": controller, "job": cursor[0], "last_number": cursor[1], "updated_at": now}

@@ -36,6 +36,10 @@ class Dialect:
     # How a write transaction opens on the driver's own connection (ledger/driver.py); None:
     # the driver opens one itself (psycopg, outside autocommit).
     driver_begin: str | None = None
+    # Whether a statement costs no round trip (an in-process database): then a page of collected
+    # builds is written one INSERT per build on the driver's connection (ledger/collecting.py);
+    # over a network, in one statement through SQLAlchemy.
+    in_process = False
 
     name = "base"
 
@@ -89,6 +93,7 @@ class Dialect:
 class Sqlite(Dialect):
     name = "sqlite"
     driver_begin = "BEGIN IMMEDIATE"  # as every write transaction here (see create_engine)
+    in_process = True
 
     def create_engine(self, url: str, connections: int = 10) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})

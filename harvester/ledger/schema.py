@@ -166,3 +166,4 @@ class ReplicaRow(Base):
 BUILDS = Base.metadata.tables[BuildRow.__tablename__]
 DELIVERY_ATTEMPTS = Base.metadata.tables[DeliveryAttemptRow.__tablename__]
 REPLICAS = Base.metadata.tables[ReplicaRow.__tablename__]
+JOB_CURSORS = Base.metadata.tables[JobCursorRow.__tablename__]
