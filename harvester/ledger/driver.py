@@ -38,7 +38,9 @@ class DriverStatement:
         self._positions = list(compiled.positiontup) if compiled.positiontup else None
         self._processors: dict[str, Callable[[Any], Any]] = {}
         for name, bind in compiled.binds.items():
-            processor = bind.type.bind_processor(dialect)
+            # The dialect's implementation of the type: the generic DateTime has no processor,
+            # SQLite's stores the text SQLAlchemy reads and compares everywhere else.
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 self._processors[name] = processor
 

@@ -53,6 +53,39 @@ def test_pending_then_sent_with_history(ledger: Ledger) -> None:
     assert [h.outcome for h in ledger.history(entry.id)] == ["sent"]
 
 
+def test_both_write_paths_store_times_as_sqlalchemy_does(ledger: Ledger, ledger_url: str) -> None:
+    # A page without holds is written on the driver's connection (SQLite), one with holds
+    # through SQLAlchemy; a batch of 2xx is recorded on the driver's connection, a mixed one
+    # through SQLAlchemy. Times with microseconds: stored in another form (SQLite compares
+    # text), a row collected now would not be due now.
+    now = NOW.replace(microsecond=123_456)
+    ledger.add_pending([build("a", 1)], now=now)
+    ledger.add_pending([build("a", 2)], now=now, hold=[("a", 3)])
+    due = ledger.claim_due(now, 10, "w")
+    assert [e.number for e in due] == [1, 2]
+    assert [e.next_attempt_at for e in due] == [now, now]
+    ledger.record_attempts([AttemptRecord(due[0].id, Attempt("sent", 202, None, 5), now, 3, "w")])
+    ledger.record_attempts(
+        [
+            AttemptRecord(due[1].id, Attempt("sent", 202, None, 5), now, 3, "w"),
+            AttemptRecord(due[1].id, Attempt("retry", 503, "x", 5), now, 3, "w"),  # lost
+        ]
+    )
+    for number in (1, 2):
+        entry = ledger.entry("a", number)
+        assert entry is not None and entry.sent_at == now
+        assert [h.attempted_at for h in ledger.history(entry.id)] == [now]
+    engine = sqlalchemy.create_engine(ledger_url)
+    with engine.connect() as connection:
+        stored = connection.exec_driver_sql(
+            "SELECT next_attempt_at, collected_at, sent_at FROM builds ORDER BY number"
+        ).all()
+        history = connection.exec_driver_sql("SELECT attempted_at FROM delivery_attempts").all()
+    engine.dispose()
+    assert stored[0] == stored[1]  # the same text (SQLite) or value, whichever path wrote it
+    assert history[0] == history[1]
+
+
 def test_only_the_claim_holder_records_and_a_batch_is_one_transaction(ledger: Ledger) -> None:
     # CONTRACT §5/§7: an outcome is recorded only by the worker that still holds the row; the
     # deliverer's group commit (record_attempts) mixes 2xx answers (written on the driver's
