@@ -28,7 +28,11 @@ PARTS: list[tuple[str, str, str]] = [
     ),
     ("JSON parse of Jenkins' answers", "harvester.jenkins.client", "JenkinsClient.get_json"),
     ("validation of builds (pydantic)", "harvester.collect.collector", "Collector.parse_build"),
-    ("validation of wfapi (pydantic)", "harvester.collect.details", "BuildDetails.pipeline_run"),
+    (
+        "wfapi JSON parsed and validated (pydantic-core)",
+        "harvester.jenkins.client",
+        "JenkinsClient.pipeline_run",
+    ),
     ("mapping (stages, steps, payload dicts)", "harvester.collect.details", "BuildDetails.payload"),
     # A function the collector imported: wrapped where it is called from.
     ("payload JSON serialization", "harvester.collect.collector", "payload_json"),

@@ -25,9 +25,10 @@ from run import Shape, instance, machine
 from harvester.app import build_harvester, close_harvester
 from harvester.attempt import Attempt
 from harvester.config import settings_from_mapping
-from harvester.jenkins.models import Build, PipelineRun
+from harvester.jenkins.models import Build
 from harvester.ledger import LedgerEntry
 from harvester.sei.mapping import map_build
+from harvester.sei.payload import payload_json
 
 
 def cpu_ms(label: str, times: int, step: Callable[[int], object], per: int = 1) -> float:
@@ -58,26 +59,31 @@ def main() -> None:
             per=20,
         )
         total += cpu_ms(
-            "wfapi/describe GET + JSON (python-jenkins)",
+            "wfapi/describe GET, parsed and validated",
             400,
             lambda i: jenkins.pipeline_run(job.full_name, 1 + i % 20),
         )
         page = jenkins.builds_page(job.full_name, 0, 20)
-        described = jenkins.pipeline_run(job.full_name, 1)
-        build, run = Build.model_validate(page[0]), PipelineRun.model_validate(described)
+        run = jenkins.pipeline_run(job.full_name, 1)
+        assert run is not None
+        build = Build.model_validate(page[0])
         ref = collector.job_ref(job)
         total += cpu_ms(
-            "validate build + wfapi, map, payload JSON",
+            "validate build, map, payload JSON",
             2000,
-            lambda i: map_build(
-                ref,
-                Build.model_validate(page[i % 20]),
-                rules=collector.rules,
-                user_id=collector.user_id(build),
-                pipeline_run=PipelineRun.model_validate(described),
-            ).to_json(),
+            lambda i: payload_json(
+                map_build(
+                    ref,
+                    Build.model_validate(page[i % 20]),
+                    rules=collector.rules,
+                    user_id=collector.user_id(build),
+                    pipeline_run=run,
+                )
+            ),
         )
-        body = map_build(ref, build, rules=collector.rules, user_id="u", pipeline_run=run).to_json()
+        body = payload_json(
+            map_build(ref, build, rules=collector.rules, user_id="u", pipeline_run=run)
+        )
         row = collector.new_build(
             job, build, map_build(ref, build, rules=collector.rules, user_id="u")
         )

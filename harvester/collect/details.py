@@ -9,10 +9,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from pydantic import ValidationError
-
 from harvester.collect.upstream import UpstreamCache
-from harvester.errors import JenkinsMalformedResponse
 from harvester.jenkins.client import JenkinsClient
 from harvester.jenkins.discovery import DiscoveredJob
 from harvester.jenkins.models import Build, PipelineRun
@@ -66,16 +63,10 @@ class BuildDetails:
         )
 
     def pipeline_run(self, job: DiscoveredJob, build: Build) -> PipelineRun | None:
-        data = self.jenkins.pipeline_run(job.full_name, build.number)
-        if data is None:
+        run = self.jenkins.pipeline_run(job.full_name, build.number)
+        if run is None:
             self.note_wfapi_missing(job.full_name)
             return None
-        try:
-            run = PipelineRun.model_validate(data)
-        except ValidationError:
-            raise JenkinsMalformedResponse(
-                "wfapi answer does not validate", job=job.full_name, build=build.number
-            ) from None
         cut = truncated_stages(run)
         if cut:
             self.note_truncated(job.full_name, build.number, cut)

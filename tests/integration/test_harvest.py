@@ -298,6 +298,32 @@ def test_malformed_upstream_answer_holds_the_build_back(sim: Simulator, ledger: 
     assert payloads(ledger)[("down", 1)]["user_id"] == "u"
 
 
+def test_malformed_wfapi_answer_holds_the_build_back(sim: Simulator, ledger: Ledger) -> None:
+    stages = [SimStage("Build", "SUCCESS", ago(5), 10, [("sh", "SUCCESS", 0, 1)])]
+    sim.add("p", PIPELINE).builds = [SimBuild(1, ago(5), stages=stages)]
+    # Not JSON, not an object, an object that does not validate: each read twice (the fast
+    # parser, then json.loads to say which), and each holds the build back.
+    for malformed in ("<html>", "[]", '{"stages": 7}'):
+        sim.fail("/job/p/1/wfapi", 200, malformed)
+        report = collect(sim, ledger)
+        assert report.builds_held == 1, malformed
+        assert not report.job_errors
+        assert ("p", 1) not in payloads(ledger)
+    sim.heal()
+    collect(sim, ledger)
+    assert payloads(ledger)[("p", 1)]["job_run"]["stages"][0]["steps"][0]["displayName"] == "sh"
+
+
+def test_a_lone_surrogate_in_wfapi_is_sent_escaped(sim: Simulator, ledger: Ledger) -> None:
+    # JSON may carry "\ud800" (Java strings can hold one); pydantic-core's parser refuses it,
+    # json.loads takes it, and the body escapes it again: the build is sent, not held forever.
+    stages = [SimStage("Build \ud800", "SUCCESS", ago(5), 10, [("sh", "SUCCESS", 0, 1)])]
+    sim.add("p", PIPELINE).builds = [SimBuild(1, ago(5), stages=stages)]
+    report = collect(sim, ledger)
+    assert report.builds_held == 0
+    assert payloads(ledger)[("p", 1)]["job_run"]["stages"][0]["displayName"] == "Build \ud800"
+
+
 def test_include_exclude(sim: Simulator, ledger: Ledger) -> None:
     for name in ("team-a/app", "team-a/tools/lint", "team-b/app"):
         sim.add(name).builds = [SimBuild(1, ago(10))]
@@ -372,7 +398,9 @@ def test_simulator_wfapi_answers_like_the_plugin(sim: Simulator) -> None:
     assert "stageFlowNodes" not in brief["stages"][0]
     full = jenkins.pipeline_run("p", 1)
     assert full is not None
-    assert [s["name"] for s in full["stages"][0]["stageFlowNodes"]] == ["sh"]
+    assert [node.name for node in full.stages[0].stageFlowNodes] == ["sh"]
     stage = jenkins.get_json(brief["stages"][0]["_links"]["self"]["href"].lstrip("/"), kind="wfapi")
     assert stage["name"] == "Build"
-    assert stage["stageFlowNodes"] == full["stages"][0]["stageFlowNodes"]
+    assert [node["id"] for node in stage["stageFlowNodes"]] == [
+        node.id for node in full.stages[0].stageFlowNodes
+    ]
