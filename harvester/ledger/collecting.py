@@ -9,12 +9,13 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 
 from harvester.ledger.base import LedgerBase, _unavailable_as_error
 from harvester.ledger.driver import DriverStatement
 from harvester.ledger.records import NewBuild, utc
 from harvester.ledger.schema import BUILDS, JOB_CURSORS, BuildRow, HeldBuildRow, JobCursorRow
+from harvester.ledger.statements import INSERT_PAYLOAD
 from harvester.util.timeparse import to_epoch_ms
 
 BUILD_COLUMNS = (
@@ -23,7 +24,6 @@ BUILD_COLUMNS = (
     "number",
     "status",
     "result",
-    "payload",
     "attempts",
     "next_attempt_at",
     "started_at",
@@ -31,10 +31,11 @@ BUILD_COLUMNS = (
     "last_error",
 )
 CURSOR_COLUMNS = ("controller", "job", "last_number", "updated_at")
+PAYLOAD_COLUMNS = ("build_id", "payload")
 
 
 class Collecting(LedgerBase):
-    _collect_driver: tuple[DriverStatement, DriverStatement] | None = None
+    _collect_driver: tuple[DriverStatement, DriverStatement, DriverStatement] | None = None
 
     def cursors(self) -> dict[str, int]:
         with self._read() as connection:
@@ -117,11 +118,7 @@ class Collecting(LedgerBase):
         me = self._me
         with self._write() as connection:
             if builds:
-                # RETURNING counts what was new; executemany rowcounts differ between drivers.
-                statement = self._insert_builds().returning(BUILDS.c.id, BUILDS.c.status)
-                values = [_build_values(me, b, now) for b in builds]
-                rows = connection.execute(statement, values).all()
-                inserted = sum(1 for row in rows if row.status == "pending")
+                inserted = self._insert(connection, builds, now)
             if unhold:
                 for job, number in unhold:
                     connection.execute(
@@ -151,7 +148,7 @@ class Collecting(LedgerBase):
         """:meth:`add_pending` without holds, the write of every page a cycle collects: the same
         statements on the driver's connection (driver.py says why), one INSERT per build so
         that each says whether it was new."""
-        insert_build, advance = self._collect_statements()
+        insert_build, insert_payload, advance = self._collect_statements()
         me = self._me
         inserted = 0
         with self._driver_write() as driver:
@@ -159,18 +156,44 @@ class Collecting(LedgerBase):
                 driver.execute(
                     insert_build.sql, insert_build.parameters(_build_values(me, build, now))
                 )
-                if driver.fetchall() and build.skipped is None:  # a row: it was new
-                    inserted += 1
+                new = driver.fetchall()  # its id, if it was new
+                if not new:
+                    continue
+                values = {"build_id": new[0][0], "payload": build.payload}
+                driver.execute(insert_payload.sql, insert_payload.parameters(values))
+                inserted += build.skipped is None
             if cursor is not None:
                 driver.execute(advance.sql, advance.parameters(_cursor_values(me, cursor, now)))
         return inserted
 
-    def _collect_statements(self) -> tuple[DriverStatement, DriverStatement]:
+    def _insert(self, connection: Connection, builds: Sequence[NewBuild], now: datetime) -> int:
+        """The builds and their payloads, through SQLAlchemy: one statement each for every
+        build of the page (one round trip each over a network); how many are new and pending."""
+        me = self._me
+        by_key = {(b.job, b.number): b for b in builds}
+        if len(by_key) < len(builds):  # the same number twice: RETURNING cannot tell them apart
+            return sum(self._insert(connection, [b], now) for b in builds)
+        # RETURNING says what was new; executemany rowcounts differ between drivers.
+        rows = connection.execute(
+            self._insert_builds().returning(BUILDS.c.id, BUILDS.c.job, BUILDS.c.number),
+            [_build_values(me, b, now) for b in builds],
+        ).all()
+        if not rows:
+            return 0
+        new = [by_key[(row.job, row.number)] for row in rows]
+        connection.execute(
+            INSERT_PAYLOAD,
+            [{"build_id": row.id, "payload": b.payload} for row, b in zip(rows, new, strict=True)],
+        )
+        return sum(1 for b in new if b.skipped is None)
+
+    def _collect_statements(self) -> tuple[DriverStatement, DriverStatement, DriverStatement]:
         if self._collect_driver is None:  # compiled on first use; a race compiles twice, harmlessly
             self._collect_driver = (
                 DriverStatement(
                     self._insert_builds().returning(BUILDS.c.id), self._engine, BUILD_COLUMNS
                 ),
+                DriverStatement(INSERT_PAYLOAD, self._engine, PAYLOAD_COLUMNS),
                 DriverStatement(self._advance_cursor(), self._engine, CURSOR_COLUMNS),
             )
         return self._collect_driver
@@ -220,7 +243,6 @@ def _build_values(controller: str, build: NewBuild, now: datetime) -> dict[str, 
         "number": build.number,
         "status": "pending" if build.skipped is None else "skipped",
         "result": build.result,
-        "payload": build.payload,
         "attempts": 0,
         "next_attempt_at": now,
         "started_at": build.started_at,

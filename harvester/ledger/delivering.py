@@ -19,13 +19,14 @@ from harvester.ledger.statements import (
     INSERT_ATTEMPT,
     RECORD_ATTEMPT,
     RECORD_SENT,
+    SET_PAYLOAD,
 )
 
 ATTEMPT_COLUMNS = ("build_id", "attempted_at", "outcome", "http_status", "error", "duration_ms")
 
 
 class Delivering(LedgerBase):
-    _driver: tuple[DriverStatement, DriverStatement] | None = None
+    _driver: tuple[DriverStatement, DriverStatement, DriverStatement] | None = None
 
     def claim_due(self, now: datetime, limit: int, owner: str) -> list[LedgerEntry]:
         """Pending rows whose next attempt is due, oldest build first, leased to ``owner`` so
@@ -134,7 +135,7 @@ class Delivering(LedgerBase):
     def _record_sent_on_driver(self, records: Sequence[AttemptRecord]) -> list[str]:
         """The 2xx answers, the write of every delivered build: the same statements as
         :meth:`_record_sent`, on the driver's connection (driver.py says why)."""
-        sent, attempt = self._driver_statements()
+        sent, attempt, set_payload = self._driver_statements()
         statuses = []
         with self._driver_write() as cursor:
             for record in records:
@@ -144,14 +145,17 @@ class Delivering(LedgerBase):
                     statuses.append("lost")
                     continue
                 cursor.execute(attempt.sql, attempt.parameters(history))
+                if record.outcome.body is not None:
+                    cursor.execute(set_payload.sql, set_payload.parameters(row))
                 statuses.append("sent")
         return statuses
 
-    def _driver_statements(self) -> tuple[DriverStatement, DriverStatement]:
+    def _driver_statements(self) -> tuple[DriverStatement, DriverStatement, DriverStatement]:
         if self._driver is None:  # compiled on first use; a race compiles twice, harmlessly
             self._driver = (
                 DriverStatement(RECORD_SENT, self._engine),
                 DriverStatement(INSERT_ATTEMPT, self._engine, ATTEMPT_COLUMNS),
+                DriverStatement(SET_PAYLOAD, self._engine),
             )
         return self._driver
 
@@ -186,11 +190,12 @@ class Delivering(LedgerBase):
                 "error": error,
                 "next_at": next_attempt_at,
                 "sent": sent_at,
-                "body": outcome.body,
                 "lease_until": self._dialect.clock(connection) + CLAIM_LEASE if keep else None,
                 "lease_owner": owner if keep else None,
             },
         )
+        if outcome.body is not None:
+            connection.execute(SET_PAYLOAD, {"row_id": entry_id, "body": outcome.body})
         connection.execute(
             INSERT_ATTEMPT,
             {
@@ -209,6 +214,8 @@ class Delivering(LedgerBase):
         if connection.execute(RECORD_SENT, row).one_or_none() is None:
             return "lost"
         connection.execute(INSERT_ATTEMPT, history)
+        if record.outcome.body is not None:
+            connection.execute(SET_PAYLOAD, row)
         return "sent"
 
 

@@ -62,8 +62,7 @@ class BuildRow(Base):
     number: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
     result: Mapped[str | None] = mapped_column(String(32))
-    # The JSON body exactly as it is (and will be) POSTed: re-sends are byte-identical.
-    payload: Mapped[str] = mapped_column(Text)
+    # The payload is in build_payloads (BuildPayloadRow).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # Set while a worker holds the row (see claim_due); a crashed worker's claim simply expires,
@@ -75,6 +74,19 @@ class BuildRow(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     collected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class BuildPayloadRow(Base):
+    """A build's payload, beside its row rather than in it: the row changes at every claim and
+    attempt, and SQLite writes a row whose size changed anew, payload and all (migration 0006)."""
+
+    __tablename__ = "build_payloads"
+
+    build_id: Mapped[int] = mapped_column(
+        ForeignKey("builds.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    # The JSON body exactly as it is (and will be) POSTed: re-sends are byte-identical.
+    payload: Mapped[str] = mapped_column(Text)
 
 
 class DeliveryAttemptRow(Base):
@@ -164,6 +176,7 @@ class ReplicaRow(Base):
 
 
 BUILDS = Base.metadata.tables[BuildRow.__tablename__]
+BUILD_PAYLOADS = Base.metadata.tables[BuildPayloadRow.__tablename__]
 DELIVERY_ATTEMPTS = Base.metadata.tables[DeliveryAttemptRow.__tablename__]
 REPLICAS = Base.metadata.tables[ReplicaRow.__tablename__]
 JOB_CURSORS = Base.metadata.tables[JobCursorRow.__tablename__]

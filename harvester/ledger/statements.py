@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import DateTime, bindparam, func, insert, or_, select, update
 
-from harvester.ledger.schema import BUILDS, DELIVERY_ATTEMPTS
+from harvester.ledger.schema import BUILD_PAYLOADS, BUILDS, DELIVERY_ATTEMPTS
 
 _UTC_TIME = DateTime(timezone=True)
 SELECT_ATTEMPTS = select(BUILDS.c.attempts, BUILDS.c.claimed_by).where(
@@ -24,8 +24,6 @@ RECORD_ATTEMPT = (
             bindparam("next_at", type_=_UTC_TIME), BUILDS.c.next_attempt_at
         ),
         sent_at=func.coalesce(bindparam("sent", type_=_UTC_TIME), BUILDS.c.sent_at),
-        # The body actually sent, when the send-time envelope changed it.
-        payload=func.coalesce(bindparam("body"), BUILDS.c.payload),
         # A worker that goes on retrying keeps (and renews) its claim; otherwise it is released.
         claimed_until=bindparam("lease_until", type_=_UTC_TIME),
         claimed_by=bindparam("lease_owner"),
@@ -49,11 +47,20 @@ CLAIM_SELECT = (
     .order_by(BUILDS.c.started_at, BUILDS.c.id)
     .limit(bindparam("limit"))
 )
-CLAIMED_ROWS = (
-    select(BUILDS)
-    .where(BUILDS.c.id.in_(bindparam("ids", expanding=True)))
-    .order_by(BUILDS.c.started_at, BUILDS.c.id)
+# A build's row with its payload: what LedgerEntry.from_row reads.
+ENTRIES = select(BUILDS, BUILD_PAYLOADS.c.payload).join_from(
+    BUILDS, BUILD_PAYLOADS, BUILD_PAYLOADS.c.build_id == BUILDS.c.id
 )
+CLAIMED_ROWS = ENTRIES.where(BUILDS.c.id.in_(bindparam("ids", expanding=True))).order_by(
+    BUILDS.c.started_at, BUILDS.c.id
+)
+# The body actually sent, when the send-time envelope changed it (recorded with the attempt).
+SET_PAYLOAD = (
+    update(BUILD_PAYLOADS)
+    .where(BUILD_PAYLOADS.c.build_id == bindparam("row_id"))
+    .values(payload=bindparam("body"))
+)
+INSERT_PAYLOAD = insert(BUILD_PAYLOADS)
 CLAIM_UPDATE = (
     update(BUILDS)
     .where(BUILDS.c.id.in_(bindparam("ids", expanding=True)))
@@ -70,7 +77,6 @@ RECORD_SENT = (
         last_http_status=bindparam("http_status"),
         last_error=None,
         sent_at=bindparam("sent", type_=_UTC_TIME),
-        payload=func.coalesce(bindparam("body"), BUILDS.c.payload),
         claimed_until=None,
         claimed_by=None,
     )

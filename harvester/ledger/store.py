@@ -36,6 +36,7 @@ from harvester.ledger.schema import (
     JobCursorRow,
     NoteRow,
 )
+from harvester.ledger.statements import ENTRIES
 from harvester.util.names import glob_match
 
 
@@ -111,7 +112,7 @@ class Ledger(Collecting, Delivering, Replicas):
     ) -> list[LedgerEntry]:
         """Rows newest first (by build start), filtered."""
         query = self._scoped(
-            select(BuildRow).order_by(BuildRow.started_at.desc(), BuildRow.id.desc()), BuildRow
+            ENTRIES.order_by(BuildRow.started_at.desc(), BuildRow.id.desc()), BuildRow
         )
         if status is not None:
             query = query.where(BuildRow.status == status)
@@ -139,7 +140,7 @@ class Ledger(Collecting, Delivering, Replicas):
         controllers both have is an error naming them."""
         with self._read() as connection:
             rows = connection.execute(
-                self._scoped(select(BuildRow), BuildRow)
+                self._scoped(ENTRIES, BuildRow)
                 .where(BuildRow.job == job, BuildRow.number == number)
                 .order_by(BuildRow.started_at.desc())
             ).all()

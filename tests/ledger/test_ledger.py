@@ -330,7 +330,7 @@ def test_a_ledger_of_an_earlier_version_upgrades_in_place(ledger_url: str) -> No
     with engine.begin() as connection:
         connection.exec_driver_sql(
             "INSERT INTO builds (job, number, status, result, payload, attempts, next_attempt_at,"
-            " started_at, collected_at, sent_at) VALUES ('a', 1, 'sent', 'SUCCESS', '{}', 1,"
+            " started_at, collected_at, sent_at) VALUES ('a', 1, 'sent', 'SUCCESS', '{\"n\":1}', 1,"
             " '2026-11-28 12:00:00', '2026-11-28 11:00:00', '2026-11-28 12:00:00',"
             " '2026-11-28 12:00:01')"
         )
@@ -349,11 +349,31 @@ def test_a_ledger_of_an_earlier_version_upgrades_in_place(ledger_url: str) -> No
     entry = ledger.entry("a", 1)
     assert entry is not None and (entry.status, entry.attempts) == ("sent", 1)
     assert entry.controller == "jenkins.example.com"
+    assert entry.payload == '{"n":1}'  # moved to build_payloads by 0006
     assert len(ledger.history(entry.id)) == 1  # the delivery history survives the migrations
     assert ledger.cursors() == {"a": 1}
     assert ledger.claim_due(NOW + timedelta(days=9), 10, "x") == []  # nothing sent again
     ledger.close()
     engine.dispose()
+
+
+def test_payloads_move_back_and_forth_with_migration_0006(ledger: Ledger, ledger_url: str) -> None:
+    ledger.add_pending([build("a", 1), build("a", 2)], now=NOW)
+    ledger.downgrade("0005")
+    engine = sqlalchemy.create_engine(ledger_url)
+    with engine.connect() as connection:
+        stored = connection.exec_driver_sql("SELECT number, payload FROM builds ORDER BY number")
+        assert stored.all() == [(1, '{"build_number":1}'), (2, '{"build_number":2}')]
+    engine.dispose()
+    ledger.upgrade()
+    entry = ledger.entry("a", 2)
+    assert entry is not None and entry.payload == '{"build_number":2}'
+    assert ledger.forget("a", 2, NOW)  # the payload goes with its row (ON DELETE CASCADE)
+    ledger.add_pending([build("a", 2)], now=NOW)
+    assert [e.payload for e in ledger.claim_due(NOW, 10, "w")] == [
+        '{"build_number":1}',
+        '{"build_number":2}',
+    ]
 
 
 @pytest.mark.postgres
