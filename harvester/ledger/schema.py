@@ -41,7 +41,6 @@ class BuildRow(Base):
             "started_at",
             name="uq_builds_controller_job_number_started",
         ),
-        Index("ix_builds_status_next_attempt", "status", "next_attempt_at"),
         Index("ix_builds_job", "controller", "job", "number"),
         # The claim query's order and filters: it walks this and stops at its LIMIT, never reading
         # a row's payload (migrations 0004, 0005).

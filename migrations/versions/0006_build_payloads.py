@@ -2,6 +2,10 @@
 at every claim and delivery attempt, and SQLite writes a row whose size changed anew, its payload
 (kilobytes, over overflow pages) included. Apart, those writes touch only the small row.
 
+And ``ix_builds_status_next_attempt`` goes: since 0005 every query it served is scoped by controller
+and served by ``ix_builds_claim`` (controller, status, ...), and each index on the status is one
+more page written at every claim and attempt.
+
 Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-03
@@ -30,6 +34,7 @@ def upgrade() -> None:
     )
     op.execute("INSERT INTO build_payloads (build_id, payload) SELECT id, payload FROM builds")
     with op.batch_alter_table("builds") as batch:
+        batch.drop_index("ix_builds_status_next_attempt")
         batch.drop_column("payload")
 
 
@@ -43,4 +48,5 @@ def downgrade() -> None:
     )
     with op.batch_alter_table("builds") as batch:
         batch.alter_column("payload", server_default=None)
+        batch.create_index("ix_builds_status_next_attempt", ["status", "next_attempt_at"])
     op.drop_table("build_payloads")
