@@ -315,7 +315,8 @@ def bench_catch_up(args: argparse.Namespace) -> None:
             f"  Jenkins requests {requests} {counts}; R_min {r_min}; ratio {requests / r_min:.3f}"
         )
         print(
-            f"  wall {wall:.1f} s; latency bound {bound:.1f} s; ratio {wall / max(bound, 1e-9):.2f}"
+            f"  wall {wall:.1f} s; latency bound {bound:.1f} s; "
+            + (f"ratio {wall / bound:.2f}" if bound > 0 else "no ratio (0 ms latency)")
         )
         print(f"  deliveries/s over the run {result.delivery.delivered / wall:.0f}")
         recorder = deliverer.recorder
