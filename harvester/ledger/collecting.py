@@ -161,14 +161,16 @@ class Collecting(LedgerBase):
                     continue
                 values = {"build_id": new[0][0], "payload": build.payload}
                 driver.execute(insert_payload.sql, insert_payload.parameters(values))
-                inserted += build.skipped is None
+                if build.skipped is None:
+                    inserted += 1
             if cursor is not None:
                 driver.execute(advance.sql, advance.parameters(_cursor_values(me, cursor, now)))
         return inserted
 
     def _insert(self, connection: Connection, builds: Sequence[NewBuild], now: datetime) -> int:
-        """The builds and their payloads, through SQLAlchemy: one statement each for every
-        build of the page (one round trip each over a network); how many are new and pending."""
+        """The builds, then the payloads of those that were new, through SQLAlchemy: one
+        multi-row statement each (a round trip each over a network, not one per build). Returns
+        how many were new and pending."""
         me = self._me
         by_key = {(b.job, b.number): b for b in builds}
         if len(by_key) < len(builds):  # the same number twice: RETURNING cannot tell them apart

@@ -1,7 +1,8 @@
 """Jenkins JSON → SEI payload (CONTRACT §4, §4a). Pure: data in, payload out; no I/O, clock or env.
 
-Where does a payload field come from? Each one is computed in :func:`map_build`, in the order of the
-contract's table, from the inbound models of :mod:`harvester.jenkins.models`.
+Where does a payload field come from? Each one is computed in :func:`map_build`, from the inbound
+models of :mod:`harvester.jenkins.models`: the required fields first, then the optional ones, each
+set only when it has a value (the payload is a plain dict, ``sei.payload.Payload``).
 """
 
 from __future__ import annotations
@@ -315,10 +316,10 @@ def map_build(
     if commits:
         payload["scm_commit_ids"] = commits
     url = repo_url(project)
-    if url is not None:
+    if url:  # never an empty string either
         payload["repo_url"] = url
     branch = branch_name(job, project)
-    if branch is not None:
+    if branch:
         payload["branch_name"] = branch
     artifacts = [*manifest_artifacts, *file_artifacts(job, build, rules.instance_url)]
     if artifacts:
