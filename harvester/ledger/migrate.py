@@ -3,6 +3,7 @@ repository's top-level ``migrations/`` and ship inside the wheel as ``harvester.
 
 from __future__ import annotations
 
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -44,26 +45,40 @@ def is_current(engine: Engine) -> bool | None:
     return current == head
 
 
+# SQLite, processes starting together on a new file: once in CI (1 run in about 10 under load,
+# never alone) a process got "database is locked" at once instead of waiting its busy timeout for
+# the one migrating. Each try is one transaction, so trying again changes nothing half-way.
+LOCKED_TRIES = 5
+
+
 def upgrade(engine: Engine, dialect: Dialect, revision: str = "head") -> None:
     """Migrate under the dialect's lock, so any number of processes may start at once on an
     empty database (CONTRACT §7): the first migrates, the others wait and then find nothing to
     do. A ledger already at ``head`` is left alone without taking the lock."""
-    try:
-        if revision == "head" and is_current(engine):
+    for attempt in range(1, LOCKED_TRIES + 1):
+        try:
+            if revision == "head" and is_current(engine):
+                return
+            with dialect.migrating(engine) as connection:
+                command.upgrade(_alembic_config(connection), revision)
+        except OperationalError as exc:
+            reason = database_reason(exc)
+            if "database is locked" in reason and attempt < LOCKED_TRIES:
+                time.sleep(0.25 * attempt)
+                continue
+            raise LedgerError(
+                f"ledger: cannot open or migrate the database ({reason})",
+                hint="check ledger.url, that its directory exists and is writable",
+            ) from None
+        except SQLAlchemyError as exc:
+            raise LedgerError(
+                f"ledger: migrating the database failed ({database_reason(exc)}); nothing was "
+                "changed",
+                hint="run `harvester db upgrade` again; if it fails the same way, the database "
+                "holds a schema this harvester does not know",
+            ) from None
+        else:
             return
-        with dialect.migrating(engine) as connection:
-            command.upgrade(_alembic_config(connection), revision)
-    except OperationalError as exc:
-        raise LedgerError(
-            f"ledger: cannot open or migrate the database ({database_reason(exc)})",
-            hint="check ledger.url, that its directory exists and is writable",
-        ) from None
-    except SQLAlchemyError as exc:
-        raise LedgerError(
-            f"ledger: migrating the database failed ({database_reason(exc)}); nothing was changed",
-            hint="run `harvester db upgrade` again; if it fails the same way, the database holds "
-            "a schema this harvester does not know",
-        ) from None
 
 
 def downgrade(engine: Engine, dialect: Dialect, revision: str = "base") -> None:
