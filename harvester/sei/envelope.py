@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from harvester.sei.mapping import REDACTED, MappingRules, redacted
+from harvester.sei.payload import compact_json
 
 
 class Envelope:
@@ -60,5 +61,4 @@ def envelope(stored: str, rules: MappingRules) -> str:
             changed = True
     if not changed:
         return stored
-    # The same form as payload_json: compact, non-ASCII kept as it is.
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return compact_json(data)
