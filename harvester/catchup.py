@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from harvester.collect.collector import Collector
 from harvester.collect.cursor import JobScan, Window
@@ -23,11 +22,12 @@ from harvester.collect.report import CollectReport, Settled
 from harvester.delivery.deliverer import Deliverer, DeliveryReport
 from harvester.errors import ExitCode
 from harvester.jenkins.discovery import DiscoveredJob
+from harvester.sei.payload import Payload
 from harvester.util.timeparse import to_epoch_ms
 
 log = logging.getLogger(__name__)
 
-PayloadSink = Callable[[dict[str, Any]], None]
+PayloadSink = Callable[[Payload], None]
 
 
 @dataclass
@@ -129,7 +129,7 @@ def scan_job(
                 continue
             if sink is not None:
                 if build.finished and not collector.stop.is_set():
-                    sink(dict(collector.payload(job, build)))
+                    sink(collector.payload(job, build))
                 continue
             collector.settle(job, build, settled)
         if ledger is not None and sink is None:

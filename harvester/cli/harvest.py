@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import logging
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from harvester.errors import (
     ExitCode,
     UsageError,
 )
+from harvester.sei.payload import Payload, compact_json
 from harvester.util.affinity import OneCpu
 from harvester.util.logs import configure_logging
 from harvester.util.timeparse import iso_utc, resolve_when, to_epoch_ms
@@ -141,8 +141,8 @@ def cmd_catch_up(args: argparse.Namespace) -> int:
                 resources.callback(ledger.close)
             collector = make_collector(config, jenkins, ledger, stop=stop)
 
-            def sink(payload: dict[str, object]) -> None:
-                say(json.dumps(payload, ensure_ascii=False))
+            def sink(payload: Payload) -> None:
+                say(compact_json(payload))  # the body as it would be sent, one per line
 
         else:
             harvester = build_harvester(config, stop, "catch-up")
