@@ -1,5 +1,6 @@
-"""Prebuilt statements run on the database driver's own connection, for the one write that happens
-once per delivered build: recording a 2xx (``RECORD_SENT`` and ``INSERT_ATTEMPT``).
+"""Prebuilt statements run on the database driver's own connection, for the two writes every build
+makes: recording its 2xx (``RECORD_SENT``, ``INSERT_ATTEMPT``; ledger/delivering.py) and, on
+SQLite, writing the page it was collected in (ledger/collecting.py).
 
 Why: SQLAlchemy's execution path (connection, transaction and pool objects, events, the result
 machinery) costs more CPU than the two statements and the commit themselves: about 100 of the

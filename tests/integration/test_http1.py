@@ -22,7 +22,6 @@ class RawServer:
         self.answers = list(answers)
         self.close_after = close_after
         self.connections = 0
-        self.requests: list[bytes] = []
         self._socket = socket.create_server(("127.0.0.1", 0))
         self.port = self._socket.getsockname()[1]
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -45,7 +44,6 @@ class RawServer:
                         request += chunk
                     if not request:
                         break
-                    self.requests.append(request)
                     connection.sendall(self.answers[served])
                     served += 1
                     if served - 1 in self.close_after:

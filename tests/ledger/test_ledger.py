@@ -86,6 +86,21 @@ def test_both_write_paths_store_times_as_sqlalchemy_does(ledger: Ledger, ledger_
     assert history[0] == history[1]
 
 
+def test_a_page_with_a_reused_number_keeps_each_build_s_own_payload(ledger: Ledger) -> None:
+    # Through SQLAlchemy (a page with holds; every page on PostgreSQL), the payloads of new rows
+    # are matched to them by job and number: a re-created job's reused number, recorded skipped
+    # beside the old build in the same page, must not take the other's payload.
+    old = build("a", 1, minutes_ago=60)
+    reused = NewBuild("a", 1, None, "{}", NOW, skipped="number reused")
+    assert ledger.add_pending([old, reused, build("a", 2)], now=NOW, hold=[("a", 3)]) == 2
+    rows = sorted(ledger.entries(), key=lambda e: (e.number, e.started_at))
+    assert [(e.number, e.status, e.payload) for e in rows] == [
+        (1, "pending", '{"build_number":1}'),
+        (1, "skipped", "{}"),
+        (2, "pending", '{"build_number":2}'),
+    ]
+
+
 def test_only_the_claim_holder_records_and_a_batch_is_one_transaction(ledger: Ledger) -> None:
     # CONTRACT §5/§7: an outcome is recorded only by the worker that still holds the row; the
     # deliverer's group commit (record_attempts) mixes 2xx answers (written on the driver's

@@ -1,5 +1,5 @@
 """The mapping of CONTRACT §4/§4a, part two: causes (trigger_chain, the user_id walk), times, and
-the strict outbound model."""
+the strict outbound guard."""
 
 from __future__ import annotations
 
