@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import ssl
@@ -150,6 +151,9 @@ class ScriptedServer(ThreadedServer):
         self.close_after_each = close_after_each
         self.served: list[tuple[int, str, str, bytes]] = []
         self.lock = threading.Lock()
+        # Connections are told apart by a serial number, not id(handler): a finished handler's
+        # address is reused by the next one, which made three connections count as two.
+        self.serials = itertools.count(1)
 
     @property
     def url(self) -> str:
@@ -162,6 +166,12 @@ class ScriptedServer(ThreadedServer):
         server = self
 
         class Handler(QuietHandler):
+            serial = 0
+
+            def setup(self) -> None:
+                super().setup()
+                self.serial = next(server.serials)
+
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -169,7 +179,7 @@ class ScriptedServer(ThreadedServer):
                     status, headers, content = server.replies[
                         min(len(server.served), len(server.replies) - 1)
                     ]
-                    server.served.append((id(self), self.command, self.path, body))
+                    server.served.append((self.serial, self.command, self.path, body))
                 self.respond(status, content, "application/json", headers)
                 if server.close_after_each:
                     self.close_connection = True
