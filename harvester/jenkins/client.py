@@ -297,9 +297,15 @@ class JenkinsClient:
     def _build_object(self, job: str, number: int, rest: str, *, kind: str) -> dict[str, Any]:
         """A JSON object about one build (``<job path><number>/<rest>``); anything else is
         malformed."""
-        data = self.get_json(
-            f"{names.job_path(job)}{number}/{rest}", kind=kind, job=job, build=number
-        )
+        return self._object(self._build_answer(job, number, rest, kind=kind), job, number, kind)
+
+    def _build_answer(self, job: str, number: int, rest: str, *, kind: str) -> requests.Response:
+        return self._send(f"{names.job_path(job)}{number}/{rest}", kind=kind, job=job, build=number)
+
+    def _object(
+        self, response: requests.Response, job: str, number: int, kind: str
+    ) -> dict[str, Any]:
+        data = self._parsed(response, job, number)
         if not isinstance(data, dict):
             raise JenkinsMalformedResponse(
                 f"the {kind} answer is not a JSON object", job=job, build=number
@@ -322,11 +328,8 @@ class JenkinsClient:
         """``wfapi/describe?fullStages=true``: every stage with its steps in one request. None when
         wfapi answers 404 (not a Pipeline, or the Pipeline Stage View plugin is not installed)."""
         try:
-            response = self._send(
-                f"{names.job_path(job)}{number}/wfapi/describe?fullStages=true",
-                kind="wfapi",
-                job=job,
-                build=number,
+            response = self._build_answer(
+                job, number, "wfapi/describe?fullStages=true", kind="wfapi"
             )
         except JenkinsNotFound:
             return None
@@ -337,11 +340,7 @@ class JenkinsClient:
             return PipelineRun.model_validate_json(response.content)
         except ValidationError:
             pass  # not valid, or JSON that parser refuses (a lone surrogate): the slow path says
-        data = self._parsed(response, job, number)
-        if not isinstance(data, dict):
-            raise JenkinsMalformedResponse(
-                "the wfapi answer is not a JSON object", job=job, build=number
-            )
+        data = self._object(response, job, number, "wfapi")
         try:
             return PipelineRun.model_validate(data)
         except ValidationError:
