@@ -213,26 +213,18 @@ def _step(node: FlowNode, build_result: str) -> Step:
         # that was aborted stays paused in wfapi (CONTRACT §4a).
         result = "canceled" if build_result == "ABORTED" else "unknown"
         state = "completed"
-    name, start = node.name, node.startTimeMillis
-    # Dict literals: this runs for every stage and step of every build (issue 14).
-    if start > 0:
-        return {
-            "id": node.id,
-            "displayName": name,
-            "displayDescription": name,
-            "result": result,
-            "state": state,
-            "startTime": iso_millis(start),
-            "durationInMillis": node.durationMillis,
-        }
-    return {  # never started: no startTime at all
+    # A dict literal: this runs for every stage and step of every build (issue 14).
+    step: Step = {
         "id": node.id,
-        "displayName": name,
-        "displayDescription": name,
+        "displayName": node.name,
+        "displayDescription": node.name,
         "result": result,
         "state": state,
         "durationInMillis": node.durationMillis,
     }
+    if node.startTimeMillis > 0:  # never started: no startTime at all
+        step["startTime"] = iso_millis(node.startTimeMillis)
+    return step
 
 
 def _stage(stage: StageNode, build_result: str) -> Stage:
