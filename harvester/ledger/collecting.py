@@ -18,21 +18,6 @@ from harvester.ledger.schema import BUILDS, JOB_CURSORS, BuildRow, HeldBuildRow,
 from harvester.ledger.statements import INSERT_PAYLOAD
 from harvester.util.timeparse import to_epoch_ms
 
-BUILD_COLUMNS = (
-    "controller",
-    "job",
-    "number",
-    "status",
-    "result",
-    "attempts",
-    "next_attempt_at",
-    "started_at",
-    "collected_at",
-    "last_error",
-)
-CURSOR_COLUMNS = ("controller", "job", "last_number", "updated_at")
-PAYLOAD_COLUMNS = ("build_id", "payload")
-
 
 class Collecting(LedgerBase):
     _collect_driver: tuple[DriverStatement, DriverStatement, DriverStatement] | None = None
@@ -153,18 +138,16 @@ class Collecting(LedgerBase):
         inserted = 0
         with self._driver_write() as driver:
             for build in builds:
-                driver.execute(
-                    insert_build.sql, insert_build.parameters(_build_values(me, build, now))
-                )
+                driver.execute(*insert_build.bind(_build_values(me, build, now)))
                 new = driver.fetchall()  # its id, if it was new
                 if not new:
                     continue
                 values = {"build_id": new[0][0], "payload": build.payload}
-                driver.execute(insert_payload.sql, insert_payload.parameters(values))
+                driver.execute(*insert_payload.bind(values))
                 if build.skipped is None:
                     inserted += 1
             if cursor is not None:
-                driver.execute(advance.sql, advance.parameters(_cursor_values(me, cursor, now)))
+                driver.execute(*advance.bind(_cursor_values(me, cursor, now)))
         return inserted
 
     def _insert(self, connection: Connection, builds: Sequence[NewBuild], now: datetime) -> int:
@@ -192,11 +175,9 @@ class Collecting(LedgerBase):
     def _collect_statements(self) -> tuple[DriverStatement, DriverStatement, DriverStatement]:
         if self._collect_driver is None:  # compiled on first use; a race compiles twice, harmlessly
             self._collect_driver = (
-                DriverStatement(
-                    self._insert_builds().returning(BUILDS.c.id), self._engine, BUILD_COLUMNS
-                ),
-                DriverStatement(INSERT_PAYLOAD, self._engine, PAYLOAD_COLUMNS),
-                DriverStatement(self._advance_cursor(), self._engine, CURSOR_COLUMNS),
+                DriverStatement(self._insert_builds().returning(BUILDS.c.id), self._engine),
+                DriverStatement(INSERT_PAYLOAD, self._engine),
+                DriverStatement(self._advance_cursor(), self._engine),
             )
         return self._collect_driver
 

@@ -22,8 +22,6 @@ from harvester.ledger.statements import (
     SET_PAYLOAD,
 )
 
-ATTEMPT_COLUMNS = ("build_id", "attempted_at", "outcome", "http_status", "error", "duration_ms")
-
 
 class Delivering(LedgerBase):
     _driver: tuple[DriverStatement, DriverStatement, DriverStatement] | None = None
@@ -140,13 +138,13 @@ class Delivering(LedgerBase):
         with self._driver_write() as cursor:
             for record in records:
                 row, history = _sent_values(record)
-                cursor.execute(sent.sql, sent.parameters(row))
+                cursor.execute(*sent.bind(row))
                 if cursor.fetchone() is None:
                     statuses.append("lost")
                     continue
-                cursor.execute(attempt.sql, attempt.parameters(history))
+                cursor.execute(*attempt.bind(history))
                 if record.outcome.body is not None:
-                    cursor.execute(set_payload.sql, set_payload.parameters(row))
+                    cursor.execute(*set_payload.bind(row))
                 statuses.append("sent")
         return statuses
 
@@ -154,7 +152,7 @@ class Delivering(LedgerBase):
         if self._driver is None:  # compiled on first use; a race compiles twice, harmlessly
             self._driver = (
                 DriverStatement(RECORD_SENT, self._engine),
-                DriverStatement(INSERT_ATTEMPT, self._engine, ATTEMPT_COLUMNS),
+                DriverStatement(INSERT_ATTEMPT, self._engine),
                 DriverStatement(SET_PAYLOAD, self._engine),
             )
         return self._driver

@@ -19,20 +19,37 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 
 class DriverStatement:
-    """``statement`` compiled for ``engine``'s dialect; ``columns``: an INSERT's columns."""
+    """``statement`` compiled for ``engine``'s dialect. An INSERT is compiled for the columns its
+    values name, as SQLAlchemy's own execution compiles it: once per set of names, on first use
+    (a race compiles twice, harmlessly)."""
 
-    def __init__(
-        self, statement: ClauseElement, engine: Engine, columns: Sequence[str] | None = None
-    ) -> None:
-        dialect = engine.dialect
-        compiled = statement.compile(dialect=dialect, column_keys=list(columns or ()) or None)
+    def __init__(self, statement: ClauseElement, engine: Engine) -> None:
+        self._statement = statement
+        self._dialect = engine.dialect
+        self._insert = isinstance(statement, Insert)
+        self._forms: dict[tuple[str, ...], _Compiled] = {}
+
+    def bind(self, values: Mapping[str, Any]) -> tuple[str, Sequence[Any] | Mapping[str, Any]]:
+        """The SQL and the driver's parameters (positional or named, as its paramstyle wants)
+        for ``values``, the statement's own literal values included, each through its type."""
+        columns = tuple(values) if self._insert else ()
+        form = self._forms.get(columns)
+        if form is None:
+            form = self._forms[columns] = _Compiled(self._statement, self._dialect, columns)
+        return form.sql, form.parameters(values)
+
+
+class _Compiled:
+    def __init__(self, statement: ClauseElement, dialect: Dialect, columns: Sequence[str]) -> None:
+        compiled = statement.compile(dialect=dialect, column_keys=list(columns) or None)
         assert isinstance(compiled, SQLCompiler)
         self._compiled = compiled
         self.sql = compiled.string
@@ -46,8 +63,6 @@ class DriverStatement:
                 self._processors[name] = processor
 
     def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
-        """The driver's parameters (positional or named, as its paramstyle wants) for
-        ``values``, the statement's own literal values included, each through its type."""
         bound = self._compiled.construct_params(dict(values))
         for name, processor in self._processors.items():
             if name in bound:
