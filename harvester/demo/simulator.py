@@ -61,7 +61,8 @@ class Simulator(JenkinsJson, ThreadedServer):
         self.counts: Counter[str] = Counter()
         self.paths: list[str] = []
         self.record_paths = True
-        self.failures: dict[str, tuple[int, str]] = {}  # path prefix -> (status, body)
+        # path prefix -> (status, body, headers)
+        self.failures: dict[str, tuple[int, bytes, dict[str, str]]] = {}
         self.lock = threading.Lock()
         super().__init__()
 
@@ -88,8 +89,17 @@ class Simulator(JenkinsJson, ThreadedServer):
             node = node.child(part)
         return node
 
-    def fail(self, path_prefix: str, status: int = 500, body: str = "boom") -> None:
-        self.failures[path_prefix] = (status, body)
+    def fail(
+        self,
+        path_prefix: str,
+        status: int = 500,
+        body: str | bytes = "boom",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer every GET under ``path_prefix`` with ``status`` and ``body`` (a 200: a
+        malformed answer) and ``headers`` (e.g. a Content-Encoding the body does not match)."""
+        raw = body.encode() if isinstance(body, str) else body
+        self.failures[path_prefix] = (status, raw, headers or {})
 
     def heal(self) -> None:
         self.failures.clear()
@@ -170,12 +180,9 @@ class _Handler(QuietHandler):
                 {"WWW-Authenticate": 'Basic realm="Jenkins"'},
             )
             return
-        for prefix, (status, body) in list(sim.failures.items()):
+        for prefix, (status, body, headers) in list(sim.failures.items()):
             if path.startswith(prefix):
-                if status == 200:  # malformed: a 200 whose body is not JSON
-                    self._send(200, body.encode(), "text/html")
-                else:
-                    self._send(status, body.encode(), "text/html")
+                self._send(status, body, "text/html", headers)
                 return
         try:
             tree = parse_tree(query["tree"][0]) if "tree" in query else None

@@ -1,12 +1,12 @@
-"""Jenkins access on python-jenkins: the only module that imports ``jenkins`` (``requests`` too,
-with the session that carries python-jenkins' requests, transport.py).
+"""Jenkins access on python-jenkins: the only module that imports ``jenkins``, ``requests``,
+``urllib3`` and ``truststore``.
 
 What python-jenkins gives us and what we add (each checked against its source, 1.8):
 
 * Its ``retries=`` mounts an adapter on the URL *scheme* string, which requests never matches: it does
-  nothing. Its session is replaced by ours (transport.py), which retries GETs on 429, 5xx and
-  network errors with exponential backoff, ``Retry-After`` honoured but capped.
-* It has no timeout by default: the session always applies ``jenkins.timeout_seconds``.
+  nothing. We mount our own ``HTTPAdapter`` on its session, carrying urllib3's ``Retry`` for GETs:
+  429, 5xx and connection errors; exponential backoff; ``Retry-After`` honoured but capped.
+* It has no timeout by default: we always pass ``jenkins.timeout_seconds``.
 * It fetches a crumb before the first request unless told not to: GETs need none (``add_crumb=False``).
 * It maps 401/403/500 to a bare ``JenkinsException`` (the HTTP error stays in ``__context__``) and, in
   ``get_build_info``, a 503 to "does not exist". We call ``jenkins_request`` ourselves and map every
@@ -14,6 +14,12 @@ What python-jenkins gives us and what we add (each checked against its source, 1
 * Every URL is built from ``jenkins.url`` plus the job path. ``url`` fields in Jenkins' JSON carry the
   controller's configured root URL, often wrong behind a proxy: they are never followed. Redirects are
   refused for the same reason (they could lead to another host).
+* Every answer is read with a size cap (after decompression) and a time cap before python-jenkins
+  or we look at it (:class:`_BoundedBody`, a response hook), and parsed with a depth cap: a huge,
+  endless, badly compressed or absurdly nested answer is one job's malformed answer, never a crash.
+
+TLS is verified against the system's trust store (truststore), or ``jenkins.verify_tls``'s CA
+bundle; proxies come from the environment as requests reads them (``HTTPS_PROXY``, ``NO_PROXY``).
 """
 
 from __future__ import annotations
@@ -21,17 +27,24 @@ from __future__ import annotations
 import json
 import logging
 import re
+import ssl
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jenkins as python_jenkins
 import requests
+import truststore
+import urllib3
 from pydantic import ValidationError
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
+from harvester import __version__
 from harvester.errors import (
     JenkinsError,
     JenkinsMalformedResponse,
@@ -42,11 +55,91 @@ from harvester.errors import (
 from harvester.jenkins.discovery import Container, DiscoveredJob, discovery_tree, walk
 from harvester.jenkins.governor import Governor
 from harvester.jenkins.models import BUILD_FIELDS, BUILDS_PAGE, CAUSE_FIELDS, PipelineRun
-from harvester.jenkins.transport import RETRIED_STATUSES, HttpSession, RetryPolicy
 from harvester.util import names
 from harvester.util.urls import without_userinfo
 
 log = logging.getLogger(__name__)
+
+RETRY_AFTER_CAP_SECONDS = 30.0
+RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+"""Far above a 100-stage wfapi answer (about 6 MB with 100 steps each) or a discovery of 2,000
+jobs (about 1 MB); jenkins.max_response_mib overrides it."""
+BODY_TIME_FACTOR = 4
+"""A body may take this many times jenkins.timeout_seconds in all (the timeout itself bounds each
+read): a controller trickling bytes cannot hold a worker for ever."""
+
+
+class _CappedRetry(Retry):
+    """urllib3's Retry, with ``Retry-After`` capped: a controller asking for an hour must not stall a
+    cycle; the next cycle tries again anyway."""
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        return min(super().parse_retry_after(retry_after), RETRY_AFTER_CAP_SECONDS)
+
+
+def retry_policy(total: int = 3, backoff_factor: float = 0.5) -> Retry:
+    return _CappedRetry(
+        total=total,
+        connect=total,
+        read=total,
+        status=total,
+        backoff_factor=backoff_factor,
+        backoff_max=10,
+        status_forcelist=RETRIED_STATUSES,
+        allowed_methods=frozenset({"GET"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,  # hand the last response back; we map its status ourselves
+        redirect=0,
+        raise_on_redirect=False,  # a redirect is handed back too, and refused (see _send)
+    )
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter with our TLS context (the system's trust store) in its pools."""
+
+    def __init__(self, context: ssl.SSLContext | None, **kwargs: Any) -> None:
+        self._context = context  # read by init_poolmanager, which HTTPAdapter's __init__ calls
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        if self._context is not None:
+            kwargs["ssl_context"] = self._context
+        super().init_poolmanager(*args, **kwargs)
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        if self._context is not None:
+            kwargs["ssl_context"] = self._context
+        return super().proxy_manager_for(proxy, **kwargs)
+
+
+class _TooLarge(requests.RequestException):
+    """An answer over the size cap, or one that took too long to arrive."""
+
+
+class _BoundedBody:
+    """A response hook: reads the streamed body, decompressed, up to ``limit`` bytes and within
+    ``seconds``, so that neither python-jenkins (which reads an error answer whole) nor we ever
+    hold more. Over either: the connection is closed and :class:`_TooLarge` raised."""
+
+    def __init__(self, limit: int, seconds: float) -> None:
+        self.limit = limit
+        self.seconds = seconds
+
+    def __call__(self, response: requests.Response, *_: Any, **__: Any) -> requests.Response:
+        deadline = time.monotonic() + self.seconds
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > self.limit or time.monotonic() > deadline:
+                response.close()
+                over = f"over {self.limit // (1024 * 1024)} MiB" if size > self.limit else None
+                raise _TooLarge(over or f"the answer took over {self.seconds:.0f} s to arrive")
+            chunks.append(chunk)
+        response._content = b"".join(chunks)  # what .content and .text return from now on
+        return response
+
 
 RequestObserver = Callable[[str, int | None], None]
 """Called after each request with its kind and HTTP status (None: no response)."""
@@ -67,6 +160,7 @@ class JenkinsClient:
         max_concurrency: int = 4,
         retries: int = 3,
         backoff_factor: float = 0.5,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         observer: RequestObserver | None = None,
     ) -> None:
         # Credentials come from jenkins.username/api_token; any in the URL are dropped, never shown.
@@ -75,27 +169,39 @@ class JenkinsClient:
         self._server = python_jenkins.Jenkins(
             self.base_url, username=username, password=api_token, timeout=timeout
         )
-        # python-jenkins builds every request and reads every answer; what carries them is ours
-        # (transport.py: requests' adapters cost 3/4 of a GET's CPU). The headers python-jenkins
-        # put on its own session (JENKINS_API_EXTRA_HEADERS) come along.
-        requests_defaults = requests.utils.default_headers()
-        extra = {
-            name: str(value)
-            for name, value in self._server._session.headers.items()
-            if requests_defaults.get(name) != value and name.lower() != "accept-encoding"
-        }
-        self._server._session.close()
-        self._session = HttpSession(
-            self.base_url,
-            username=username,
-            api_token=api_token,
-            timeout=timeout,
-            verify_tls=verify_tls,
-            retry=RetryPolicy(total=retries, backoff_factor=backoff_factor),
-            pool_size=max_concurrency,
-            extra_headers=extra,
+        session: requests.Session = self._server._session
+        context = None
+        if verify_tls is True and self.base_url.startswith("https:"):
+            context = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        elif verify_tls is False:
+            log.warning(
+                "Unverified HTTPS to %s: jenkins.verify_tls is false, Jenkins' certificate is not "
+                "checked (set it to the CA bundle's path instead)",
+                urlsplit(self.base_url).hostname,
+            )
+            # That line says it once; urllib3 would warn again at every request.
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        adapter = _Adapter(
+            context,
+            max_retries=retry_policy(retries, backoff_factor),
+            pool_connections=1,
+            pool_maxsize=max(max_concurrency, 1),
         )
-        self._server._session = self._session
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.verify = str(verify_tls) if isinstance(verify_tls, Path) else verify_tls
+        # The session's credentials, so no auth probing (python-jenkins' resolve_auth).
+        session.auth = requests.auth.HTTPBasicAuth(username, api_token)
+        session.max_redirects = 0
+        session.stream = True  # the body is read by the hook, bounded
+        session.hooks["response"].append(
+            _BoundedBody(max_response_bytes, max(timeout, 1.0) * BODY_TIME_FACTOR)
+        )
+        session.headers["Accept"] = "application/json"
+        session.headers["User-Agent"] = f"harvester/{__version__} (python-jenkins)"
+        # Jenkins sits beside the harvester: compressing would cost the controller CPU for nothing.
+        session.headers["Accept-Encoding"] = "identity"
+        self._session = session
         self.governor = Governor(max_concurrency)
         self._counts: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
@@ -145,16 +251,43 @@ class JenkinsClient:
                 except requests.HTTPError as exc:
                     failed = (_status_of(exc) or 500) >= 500
                     raise
+                except (_TooLarge, requests.exceptions.ContentDecodingError):
+                    failed = False  # an answer, only not one we can read: not a sign of load
+                    raise
                 finally:
                     self.governor.record(kind, time.perf_counter() - asked, failed=failed)
             if 300 <= response.status_code < 400:
-                raise JenkinsError(
-                    "Jenkins answered with a redirect, which is not followed",
-                    job=job,
-                    url=shown,
-                    status=status,
-                    hint="set jenkins.url to the exact base URL Jenkins serves (scheme, host, path)",
-                )
+                raise _redirect(job, shown, status)
+        except requests.TooManyRedirects as exc:
+            status = _status_of(exc)
+            raise _redirect(job, shown, status) from None
+        except _TooLarge as exc:
+            raise JenkinsMalformedResponse(
+                f"Jenkins' answer is too large to read ({exc})",
+                job=job,
+                build=build,
+                url=shown,
+                status=status,
+                hint="retried next cycle; raise jenkins.max_response_mib if the answer is "
+                "legitimate, or list the job in jenkins.exclude",
+            ) from None
+        except requests.exceptions.ContentDecodingError:
+            raise JenkinsMalformedResponse(
+                "Jenkins answered with a body that cannot be decompressed",
+                job=job,
+                build=build,
+                url=shown,
+                status=status,
+                hint="a proxy in front of Jenkins mangling answers? retried next cycle",
+            ) from None
+        except requests.exceptions.ChunkedEncodingError:
+            raise JenkinsTransientError(
+                "Jenkins' answer broke off before its end",
+                job=job,
+                build=build,
+                url=shown,
+                hint="retried next cycle",
+            ) from None
         except python_jenkins.NotFoundException:
             status = 404
             if job is None and path.startswith(("api/json", "whoAmI/")):
@@ -222,9 +355,9 @@ class JenkinsClient:
     def _parsed(self, response: requests.Response, job: str | None, build: int | None) -> Any:
         try:
             return json.loads(response.content)
-        except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested beyond reason
             raise JenkinsMalformedResponse(
-                "Jenkins answered with something that is not JSON",
+                "Jenkins answered with something that is not JSON (or nested too deeply)",
                 job=job,
                 build=build,
                 url=response.url.split("?", 1)[0],
@@ -297,14 +430,9 @@ class JenkinsClient:
     def _build_object(self, job: str, number: int, rest: str, *, kind: str) -> dict[str, Any]:
         """A JSON object about one build (``<job path><number>/<rest>``); anything else is
         malformed."""
-        return self._object(self._build_answer(job, number, rest, kind=kind), job, number, kind)
-
-    def _build_answer(self, job: str, number: int, rest: str, *, kind: str) -> requests.Response:
-        return self._send(f"{names.job_path(job)}{number}/{rest}", kind=kind, job=job, build=number)
-
-    def _object(
-        self, response: requests.Response, job: str, number: int, kind: str
-    ) -> dict[str, Any]:
+        response = self._send(
+            f"{names.job_path(job)}{number}/{rest}", kind=kind, job=job, build=number
+        )
         data = self._parsed(response, job, number)
         if not isinstance(data, dict):
             raise JenkinsMalformedResponse(
@@ -328,19 +456,9 @@ class JenkinsClient:
         """``wfapi/describe?fullStages=true``: every stage with its steps in one request. None when
         wfapi answers 404 (not a Pipeline, or the Pipeline Stage View plugin is not installed)."""
         try:
-            response = self._build_answer(
-                job, number, "wfapi/describe?fullStages=true", kind="wfapi"
-            )
+            data = self._build_object(job, number, "wfapi/describe?fullStages=true", kind="wfapi")
         except JenkinsNotFound:
             return None
-        try:
-            # One pass in pydantic-core: parsed and validated, with no Python objects for what
-            # the model does not read (links, ids of flow nodes...); half of json.loads plus
-            # validating the dicts, on every build (issue 14).
-            return PipelineRun.model_validate_json(response.content)
-        except ValidationError:
-            pass  # not valid, or JSON that parser refuses (a lone surrogate): the slow path says
-        data = self._object(response, job, number, "wfapi")
         try:
             return PipelineRun.model_validate(data)
         except ValidationError:
@@ -373,6 +491,16 @@ class JenkinsClient:
 
     def close(self) -> None:
         self._session.close()
+
+
+def _redirect(job: str | None, url: str, status: int | None) -> JenkinsError:
+    return JenkinsError(
+        "Jenkins answered with a redirect, which is not followed",
+        job=job,
+        url=url,
+        status=status,
+        hint="set jenkins.url to the exact base URL Jenkins serves (scheme, host, path)",
+    )
 
 
 def _status_of(exc: BaseException | None) -> int | None:

@@ -1,4 +1,4 @@
-"""How the Jenkins client reaches the controller (python-jenkins over harvester.jenkins.transport):
+"""How the Jenkins client reaches the controller (python-jenkins on its requests session):
 proxies from the environment, TLS verification, retries, keep-alive connections the server
 dropped, compressed answers, redirects. Real servers on loopback (the simulator, over HTTPS with
 a trustme CA, and small servers that misbehave on purpose)."""
@@ -14,7 +14,12 @@ from pathlib import Path
 import pytest
 
 from harvester.demo import Simulator
-from harvester.errors import JenkinsError, JenkinsTransientError, JenkinsUnreachable
+from harvester.errors import (
+    JenkinsError,
+    JenkinsMalformedResponse,
+    JenkinsTransientError,
+    JenkinsUnreachable,
+)
 from harvester.jenkins.client import JenkinsClient
 from tests.helpers import Reply, ScriptedServer, loopback_tls, through_proxy
 
@@ -112,11 +117,11 @@ def test_5xx_is_retried_then_handed_back_and_honours_retry_after(
     assert len(failing.served) == 3  # the first try and 2 retries, then the last answer
 
 
-def test_a_keep_alive_connection_the_server_dropped_is_replaced_without_a_retry(
+def test_a_keep_alive_connection_the_server_dropped_is_replaced(
     server: Callable[..., ScriptedServer],
 ) -> None:
     dropping = server([(200, {}, ROOT)], close_after_each=True)
-    jenkins = JenkinsClient(dropping.url, "u", "t", timeout=5, retries=0)  # no retry to spend
+    jenkins = JenkinsClient(dropping.url, "u", "t", timeout=5)
     for _ in range(3):
         assert [job.full_name for job in jenkins.discover()] == ["app"]
     assert len(dropping.served) == 3
@@ -135,3 +140,45 @@ def test_compressed_answers_are_decoded_and_redirects_refused(
         JenkinsClient(moved.url, "u", "t", timeout=5).discover()
     assert "jenkins.url" in str(failure.value)
     assert len(moved.served) == 1
+
+
+# -- answers that must not end a cycle or fill the memory (issue 20) --------------------------------
+
+
+def test_a_deeply_nested_answer_is_malformed_not_a_crash(
+    server: Callable[..., ScriptedServer],
+) -> None:
+    # json.loads raises RecursionError on this; it must be the job's malformed answer.
+    nested = server([(200, {}, b"[" * 200_000 + b"]" * 200_000)])
+    with pytest.raises(JenkinsMalformedResponse, match="not JSON") as failure:
+        JenkinsClient(nested.url, "u", "t", timeout=5).discover()
+    assert failure.value.url is not None
+
+
+def test_a_body_that_cannot_be_decompressed_is_malformed_not_a_crash(
+    server: Callable[..., ScriptedServer],
+) -> None:
+    broken = server([(200, {"Content-Encoding": "gzip"}, b"\x1f\x8b\x08\x00not a deflate stream")])
+    with pytest.raises(JenkinsMalformedResponse, match="cannot be decompressed"):
+        JenkinsClient(broken.url, "u", "t", timeout=5, retries=0).discover()
+
+
+def test_an_answer_over_the_cap_is_not_read_whole(server: Callable[..., ScriptedServer]) -> None:
+    # 1 MiB cap; a 4 MiB answer, and a compressed one that inflates to 64 MiB from 64 KiB.
+    huge = server([(200, {}, b" " * (4 * 1024 * 1024))])
+    with pytest.raises(JenkinsMalformedResponse, match="too large") as failure:
+        JenkinsClient(huge.url, "u", "t", timeout=5, max_response_bytes=1024 * 1024).discover()
+    assert "jenkins.max_response_mib" in str(failure.value)
+    bomb = server([(200, {"Content-Encoding": "gzip"}, gzip.compress(b"[" + b" " * 64 * 2**20))])
+    with pytest.raises(JenkinsMalformedResponse, match="too large"):
+        JenkinsClient(bomb.url, "u", "t", timeout=5, max_response_bytes=1024 * 1024).discover()
+
+
+def test_an_error_answer_is_read_with_the_cap_too(server: Callable[..., ScriptedServer]) -> None:
+    # python-jenkins reads a 500's body whole into its message; the cap comes first.
+    huge_error = server([(500, {}, b"x" * (4 * 1024 * 1024))])
+    jenkins = JenkinsClient(
+        huge_error.url, "u", "t", timeout=5, retries=0, max_response_bytes=1024 * 1024
+    )
+    with pytest.raises(JenkinsMalformedResponse, match="too large"):
+        jenkins.discover()
