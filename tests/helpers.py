@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -207,3 +208,64 @@ def loopback_tls(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
     return tls, bundle
+
+
+class RawServer:
+    """Answers each request with the next of ``answers``, written byte for byte (framing that
+    http.server would not produce: 1xx answers, folded header lines, a body that trickles).
+    An answer may be a list of parts, written ``pause`` seconds apart."""
+
+    def __init__(self, answers: list[bytes | list[bytes]], *, pause: float = 0.0) -> None:
+        self.answers = list(answers)
+        self.pause = pause
+        self.connections = 0
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}/"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _read_request(self, connection: socket.socket) -> bool:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = connection.recv(65536)
+            if not chunk:
+                return False
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        while len(body) < length:
+            chunk = connection.recv(65536)
+            if not chunk:
+                return False
+            body += chunk
+        return True
+
+    def _serve(self) -> None:
+        served = 0
+        while served < len(self.answers):
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with connection:
+                while served < len(self.answers) and self._read_request(connection):
+                    answer = self.answers[served]
+                    served += 1
+                    try:
+                        for part in answer if isinstance(answer, list) else [answer]:
+                            connection.sendall(part)
+                            time.sleep(self.pause)
+                    except OSError:
+                        break  # the client went away: the next answer goes to its next connection
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._socket.close()
+        self._thread.join(5)

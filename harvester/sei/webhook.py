@@ -9,11 +9,10 @@ cycle, rows stay pending); any other 4xx means this payload will never be accept
 
 from __future__ import annotations
 
-import http.client
 import logging
 import time
-import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
 import stamina
@@ -27,7 +26,6 @@ from harvester.errors import (
     WebhookTransientError,
     WebhookUrlRejected,
 )
-from harvester.util.http1 import Pool
 from harvester.util.timeparse import retry_after_seconds
 
 # A receiver asking for more than an hour is misconfigured; an hour is as long as we honour.
@@ -50,8 +48,46 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return retry_after_seconds(value, RETRY_AFTER_CAP_SECONDS, now)
 
 
-def _excerpt(response: httpx.Response) -> str:
-    return response.content[:BODY_EXCERPT_BYTES].decode("utf-8", errors="replace")
+DRAIN_BYTES = 64 * 1024
+"""Of an answer's body we do not need, read at most this much (a receiver's 202 body is a few
+bytes; read whole, the connection is kept alive for the next POST)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the harvester keeps of an answer: the status, the headers, an excerpt of the body."""
+
+    status: int
+    headers: httpx.Headers
+    excerpt: str
+
+
+def _excerpt(response: httpx.Response, deadline: float) -> str:
+    """The first BODY_EXCERPT_BYTES of the decoded body, as text; what cannot be read (bad
+    compression, broken off, too slow) is said in its place."""
+    got = b""
+    try:
+        for chunk in response.iter_bytes():
+            got += chunk
+            if len(got) >= BODY_EXCERPT_BYTES or time.monotonic() > deadline:
+                break
+    except httpx.DecodingError:
+        return "(a body that cannot be decompressed)"
+    except httpx.TransportError:
+        pass  # what arrived is the excerpt
+    return got[:BODY_EXCERPT_BYTES].decode("utf-8", errors="replace")
+
+
+def _drain(response: httpx.Response, deadline: float) -> None:
+    """Read a body nobody needs, raw (never decompressed), up to DRAIN_BYTES and the deadline."""
+    read = 0
+    try:
+        for chunk in response.iter_raw():
+            read += len(chunk)
+            if read > DRAIN_BYTES or time.monotonic() > deadline:
+                break  # leaving the stream closes the connection instead of reusing it
+    except httpx.TransportError:
+        pass  # the status line and headers said all we need
 
 
 def api_base(url: str) -> str | None:
@@ -61,63 +97,10 @@ def api_base(url: str) -> str | None:
     return trimmed.removesuffix(CICD_PATH_SUFFIX) if trimmed.endswith(CICD_PATH_SUFFIX) else None
 
 
-class Http1Transport(httpx.BaseTransport):
-    """httpx's transport interface on harvester.util.http1's keep-alive pool instead of httpcore:
-    a POST costs about 0.25 ms of CPU instead of 0.4 with 4 threads sending at once (bench/
-    RESULTS.md, issue 14). TLS is httpx's own default context (certifi, SSL_CERT_FILE and
-    SSL_CERT_DIR). A POST is never re-sent on another connection: a connection idle long enough
-    to have been closed is checked before it is used, and any other failure is the caller's to
-    retry (CONTRACT §4)."""
-
-    def __init__(self, url: str, *, timeout: float, size: int) -> None:
-        parsed = httpx.URL(url)
-        https = parsed.scheme == "https"
-        self._origin = (parsed.scheme, parsed.host, parsed.port)
-        self._pool = Pool(
-            parsed.host,
-            parsed.port or (443 if https else 80),
-            timeout=timeout,
-            context=httpx.create_ssl_context() if https else None,
-            size=size,
-        )
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        if (url.scheme, url.host, url.port) != self._origin:
-            raise httpx.UnsupportedProtocol(f"{url} is not on the webhook's host", request=request)
-        try:
-            answer = self._pool.exchange(
-                request.method,
-                request.url.raw_path.decode("ascii"),
-                dict(request.headers.multi_items()),
-                request.read(),
-            )
-        except TimeoutError as exc:
-            raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
-        except http.client.HTTPException as exc:
-            raise httpx.RemoteProtocolError(
-                str(exc) or type(exc).__name__, request=request
-            ) from exc
-        except OSError as exc:
-            raise httpx.ConnectError(str(exc), request=request) from exc
-        return httpx.Response(answer.status, headers=answer.headers, content=answer.body)
-
-    def close(self) -> None:
-        self._pool.close()
-
-
-def proxied(url: str) -> bool:
-    """Whether the environment names a proxy for ``url`` (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY),
-    as httpx reads them: then httpx's own transport carries the POSTs, through it."""
-    proxies = urllib.request.getproxies_environment()
-    scheme = httpx.URL(url).scheme
-    if not (proxies.get(scheme) or proxies.get("all")):
-        return False
-    return not urllib.request.proxy_bypass(httpx.URL(url).host)  # NO_PROXY, as on Linux
-
-
 class WebhookClient:
-    """A keep-alive httpx client shared by the delivery threads (httpx.Client is thread-safe)."""
+    """A keep-alive httpx client shared by the delivery threads (httpx.Client is thread-safe):
+    at most ``max_concurrency`` connections, timeouts on every request, TLS verified, proxies
+    from the environment as httpx reads them."""
 
     def __init__(
         self,
@@ -129,40 +112,27 @@ class WebhookClient:
         max_concurrency: int = 4,
     ) -> None:
         self.url = url
-        headers = {
-            "Authorization": f"{auth_scheme} {token}",
-            "Content-Type": "application/json",
-            "User-Agent": f"harvester/{__version__}",
-        }
-        # The POSTs skip httpx.Client's machinery (auth flows, cookies, redirects, hooks: a third
-        # of a POST's CPU) and go straight to the transport, with the headers the client would
-        # send. Through a proxy (the environment names one) httpx's own client does it all.
-        self._direct = (
-            None if proxied(url) else Http1Transport(url, timeout=timeout, size=max_concurrency)
-        )
+        self._timeout = timeout
         self._client = httpx.Client(
             timeout=timeout,
-            transport=self._direct,
             follow_redirects=False,
             limits=httpx.Limits(
                 max_connections=max_concurrency + 1, max_keepalive_connections=max_concurrency
             ),
-            headers=headers,
+            headers={
+                "Authorization": f"{auth_scheme} {token}",
+                "Content-Type": "application/json",
+                "User-Agent": f"harvester/{__version__}",
+            },
         )
-        self._url = httpx.URL(url)
-        self._headers = self._client.headers.copy()
 
     def close(self) -> None:
         self._client.close()
 
-    def _post(self, body: bytes) -> httpx.Response:
+    def _post(self, body: bytes) -> Answer:
         started = time.perf_counter()
         try:
-            if self._direct is None:
-                response = self._client.post(self.url, content=body)
-            else:
-                request = httpx.Request("POST", self._url, content=body, headers=self._headers)
-                response = self._direct.handle_request(request)
+            answer = self._exchange("POST", self.url, body)
         except httpx.TimeoutException as exc:
             raise WebhookTransientError(
                 f"the webhook did not answer in time ({exc.__class__.__name__})", url=self.url
@@ -176,15 +146,28 @@ class WebhookClient:
             log.debug(
                 "POST %s -> %d in %.0f ms",
                 self.url.split("?", 1)[0],
-                response.status_code,
+                answer.status,
                 took,
-                extra={"method": "POST", "status": response.status_code, "ms": round(took)},
+                extra={"method": "POST", "status": answer.status, "ms": round(took)},
             )
-        return response
+        return answer
 
-    def _refusal(self, response: httpx.Response) -> Exception | None:
+    def _exchange(self, method: str, url: str, body: bytes | None = None) -> Answer:
+        """One request. What it means is decided from the status line and headers; of the body,
+        only the excerpt a rejection records is read (decoded), within the timeout; the rest is
+        drained up to DRAIN_BYTES so the connection can be used again, or dropped."""
+        with self._client.stream(method, url, content=body) as response:
+            excerpt = ""
+            deadline = time.monotonic() + self._timeout
+            if response.status_code >= 400:
+                excerpt = _excerpt(response, deadline)
+            else:
+                _drain(response, deadline)
+            return Answer(response.status_code, response.headers, excerpt)
+
+    def _refusal(self, response: Answer) -> Exception | None:
         """The error for an answer that concerns every build (credentials, URL), else None."""
-        status = response.status_code
+        status = response.status
         if status in (401, 403):
             return WebhookCredentialsRejected(
                 "the webhook rejected the credentials",
@@ -211,7 +194,7 @@ class WebhookClient:
         WebhookUrlRejected (stop the cycle), each carrying what the history records."""
         started = time.perf_counter()
         response = self._post(body.encode("utf-8"))
-        status = response.status_code
+        status = response.status
         if 200 <= status < 300:
             return Attempt("sent", status, None, _ms_since(started))
         refusal = self._refusal(response)
@@ -233,7 +216,7 @@ class WebhookClient:
                 retry_after=retry_after,
             )
         raise WebhookRejected(
-            f"the webhook rejected the payload: HTTP {status}: {_excerpt(response)}",
+            f"the webhook rejected the payload: HTTP {status}: {response.excerpt}",
             url=self.url,
             status=status,
         )
@@ -314,7 +297,7 @@ class WebhookClient:
         refusal = self._refusal(response)
         if refusal is not None:
             raise refusal
-        return response.status_code
+        return response.status
 
     def instance_status(self, instance_guid: str) -> int | None:
         """``GET <base>/v1/cicd/instances/<guid>``: 200 when SEI knows the instance, 404 when it
@@ -325,12 +308,11 @@ class WebhookClient:
             return None
         url = f"{base}/v1/cicd/instances/{instance_guid}"
         try:
-            response = self._client.get(url)
+            return self._exchange("GET", url).status
         except httpx.TransportError as exc:
             raise WebhookTransientError(
                 f"cannot reach SEI ({exc.__class__.__name__}: {exc})", url=url
             ) from None
-        return response.status_code
 
 
 def _ms_since(started: float) -> int:
