@@ -8,10 +8,6 @@ from datetime import timedelta
 IN_CYCLE_ATTEMPTS = 3
 """POSTs per build within one cycle (quick, stamina's backoff) before waiting for a later cycle."""
 
-TRANSIENT_STREAK_LIMIT = 8
-"""Builds in a row that failed transiently after their in-cycle retries: the receiver is down; stop
-for this cycle instead of spending every row's attempt budget on an outage."""
-
 
 def next_attempt_delay(attempts: int) -> timedelta:
     """Backoff across cycles: 15 s, 30 s, 1 min, ... capped at 15 min."""

@@ -1,7 +1,7 @@
 """The sending half of a cycle: ``pending`` rows → the webhook → ``sent``/``dead``.
 
 Outbox discipline: a row is marked ``sent`` only after a 2xx, in the same transaction that records the
-attempt (shared with other workers' outcomes arriving at the same moment: recorder.py). Rows are
+attempt, committed before the worker starts its next POST. Rows are
 claimed (leased) before sending and the claim is held, and renewed, across a row's in-cycle retries
 and pauses; an outcome is recorded only for a row the worker still holds, so
 no row is sent by two workers or two processes except after a crash (then at worst twice).
@@ -23,9 +23,8 @@ from datetime import datetime, timedelta
 from harvester.attempt import Attempt
 from harvester.delivery.backoff import IN_CYCLE_ATTEMPTS, next_attempt_delay
 from harvester.delivery.gate import DeliveryGate
-from harvester.delivery.recorder import GroupRecorder
 from harvester.errors import WebhookCredentialsRejected, WebhookError, WebhookUrlRejected
-from harvester.ledger import AttemptRecord, Ledger, LedgerEntry
+from harvester.ledger import Ledger, LedgerEntry
 from harvester.sei.webhook import WebhookClient
 
 log = logging.getLogger(__name__)
@@ -101,9 +100,6 @@ class Deliverer:
         self.wait_initial = wait_initial
         self.owner = owner  # recorded on the rows this deliverer claims (Ledger.claim_due)
         self.report = DeliveryReport()  # live: catch-up's progress reads it while sending
-        # Outcomes that arrive together share a transaction; each worker still waits for its
-        # own before its next POST (recorder.py), so a crash re-sends only builds in flight.
-        self.recorder = GroupRecorder(ledger.record_attempts)
         self._halt = threading.Event()  # credentials or URL rejected: this run only
 
     def _observe(self, what: str) -> None:
@@ -229,15 +225,13 @@ class Deliverer:
             attempt = dataclasses.replace(
                 result, next_attempt_at=due, counted=counted, body=body if changed else None
             )
-            status = self.recorder.record(
-                AttemptRecord(
-                    entry.id,
-                    attempt,
-                    now,
-                    self.max_attempts,
-                    self.owner,
-                    keep_claim=kind in ("retry", "throttled"),
-                )
+            status = self.ledger.record_attempt(
+                entry.id,
+                attempt,
+                now=now,
+                max_attempts=self.max_attempts,
+                owner=self.owner,
+                keep_claim=kind in ("retry", "throttled"),
             )
             if status == "lost":
                 lost = True

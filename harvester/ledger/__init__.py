@@ -9,7 +9,6 @@ from harvester.ledger.base import CLAIM_LEASE
 from harvester.ledger.dialects import Dialect
 from harvester.ledger.records import (
     STATUSES,
-    AttemptRecord,
     DeliveryAttempt,
     LedgerEntry,
     LedgerStats,
@@ -22,7 +21,6 @@ from harvester.ledger.store import Ledger
 __all__ = [
     "CLAIM_LEASE",
     "STATUSES",
-    "AttemptRecord",
     "Base",
     "DeliveryAttempt",
     "Dialect",

@@ -14,7 +14,6 @@ from sqlalchemy.exc import OperationalError
 from harvester.errors import LedgerError, LedgerUnavailable
 from harvester.ledger import migrate as migrations
 from harvester.ledger.dialects import Dialect, database_reason
-from harvester.ledger.driver import driver_transaction
 from harvester.ledger.statements import CLAIM_SELECT, SELECT_ATTEMPTS
 
 # A claimed row is not handed to another worker or replica for this long; if the process dies with
@@ -70,16 +69,6 @@ class LedgerBase:
                 hint="open it with Ledger.open(url, controller=...)",
             )
         return self.controller
-
-    @contextmanager
-    def _driver_write(self) -> Iterator[Any]:
-        """A write transaction on the driver's own connection, for the hottest write (driver.py
-        says why); its cursor."""
-        with (
-            _unavailable_as_error(),
-            driver_transaction(self._engine, self._dialect.driver_begin) as cursor,
-        ):
-            yield cursor
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:

@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import Connection, delete, select
 
 from harvester.ledger.base import LedgerBase, _unavailable_as_error
-from harvester.ledger.driver import DriverStatement
 from harvester.ledger.records import NewBuild, utc
 from harvester.ledger.schema import BUILDS, JOB_CURSORS, BuildRow, HeldBuildRow, JobCursorRow
 from harvester.ledger.statements import INSERT_PAYLOAD
@@ -20,8 +19,6 @@ from harvester.util.timeparse import to_epoch_ms
 
 
 class Collecting(LedgerBase):
-    _collect_driver: tuple[DriverStatement, DriverStatement, DriverStatement] | None = None
-
     def cursors(self) -> dict[str, int]:
         with self._read() as connection:
             rows = connection.execute(
@@ -97,8 +94,6 @@ class Collecting(LedgerBase):
         transaction: the cursor never passes a build that is not safely stored or held. Returns
         how many rows were new (``pending`` ones)."""
         hold, unhold = list(hold), list(unhold)
-        if not hold and not unhold and self._dialect.in_process:
-            return self._add_pending_on_driver(builds, now, cursor)
         inserted = 0
         me = self._me
         with self._write() as connection:
@@ -127,29 +122,6 @@ class Collecting(LedgerBase):
                 connection.execute(self._advance_cursor(), _cursor_values(me, cursor, now))
         return inserted
 
-    def _add_pending_on_driver(
-        self, builds: Sequence[NewBuild], now: datetime, cursor: tuple[str, int] | None
-    ) -> int:
-        """:meth:`add_pending` without holds, the write of every page a cycle collects: the same
-        statements on the driver's connection (driver.py says why), one INSERT per build so
-        that each says whether it was new."""
-        insert_build, insert_payload, advance = self._collect_statements()
-        me = self._me
-        inserted = 0
-        with self._driver_write() as driver:
-            for build in builds:
-                driver.execute(*insert_build.bind(_build_values(me, build, now)))
-                new = driver.fetchall()  # its id, if it was new
-                if not new:
-                    continue
-                values = {"build_id": new[0][0], "payload": build.payload}
-                driver.execute(*insert_payload.bind(values))
-                if build.skipped is None:
-                    inserted += 1
-            if cursor is not None:
-                driver.execute(*advance.bind(_cursor_values(me, cursor, now)))
-        return inserted
-
     def _insert(self, connection: Connection, builds: Sequence[NewBuild], now: datetime) -> int:
         """The builds, then the payloads of those that were new, through SQLAlchemy: one
         multi-row statement each (a round trip each over a network, not one per build). Returns
@@ -171,15 +143,6 @@ class Collecting(LedgerBase):
             [{"build_id": row.id, "payload": b.payload} for row, b in zip(rows, new, strict=True)],
         )
         return sum(1 for b in new if b.skipped is None)
-
-    def _collect_statements(self) -> tuple[DriverStatement, DriverStatement, DriverStatement]:
-        if self._collect_driver is None:  # compiled on first use; a race compiles twice, harmlessly
-            self._collect_driver = (
-                DriverStatement(self._insert_builds().returning(BUILDS.c.id), self._engine),
-                DriverStatement(INSERT_PAYLOAD, self._engine),
-                DriverStatement(self._advance_cursor(), self._engine),
-            )
-        return self._collect_driver
 
     def _insert_builds(self) -> Any:
         """Builds as collected; one already recorded (same start time) is left as it is."""

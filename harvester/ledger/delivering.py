@@ -10,7 +10,6 @@ from sqlalchemy import Connection, update
 
 from harvester.attempt import Attempt
 from harvester.ledger.base import CLAIM_LEASE, LedgerBase
-from harvester.ledger.driver import DriverStatement
 from harvester.ledger.records import AttemptRecord, LedgerEntry
 from harvester.ledger.schema import BuildRow
 from harvester.ledger.statements import (
@@ -24,8 +23,6 @@ from harvester.ledger.statements import (
 
 
 class Delivering(LedgerBase):
-    _driver: tuple[DriverStatement, DriverStatement, DriverStatement] | None = None
-
     def claim_due(self, now: datetime, limit: int, owner: str) -> list[LedgerEntry]:
         """Pending rows whose next attempt is due, oldest build first, leased to ``owner`` so
         that no other worker or replica sends them meanwhile."""
@@ -119,43 +116,8 @@ class Delivering(LedgerBase):
         are spent. ``throttled``, ``credentials`` and ``url`` never count. With ``keep_claim``
         the worker goes on retrying the row in this cycle and its claim is renewed."""
         record = AttemptRecord(entry_id, outcome, now, max_attempts, owner, keep_claim)
-        return self.record_attempts([record])[0]
-
-    def record_attempts(self, records: Sequence[AttemptRecord]) -> list[str]:
-        """:meth:`record_attempt` for several rows in one transaction (group commit: the
-        deliverer's workers share one when their answers arrive together); the statuses in
-        order. If the transaction fails, none is written."""
-        if all(record.outcome.outcome == "sent" for record in records):
-            return self._record_sent_on_driver(records)
         with self._write() as connection:
-            return [self._record(connection, record) for record in records]
-
-    def _record_sent_on_driver(self, records: Sequence[AttemptRecord]) -> list[str]:
-        """The 2xx answers, the write of every delivered build: the same statements as
-        :meth:`_record_sent`, on the driver's connection (driver.py says why)."""
-        sent, attempt, set_payload = self._driver_statements()
-        statuses = []
-        with self._driver_write() as cursor:
-            for record in records:
-                row, history = _sent_values(record)
-                cursor.execute(*sent.bind(row))
-                if cursor.fetchone() is None:
-                    statuses.append("lost")
-                    continue
-                cursor.execute(*attempt.bind(history))
-                if record.outcome.body is not None:
-                    cursor.execute(*set_payload.bind(row))
-                statuses.append("sent")
-        return statuses
-
-    def _driver_statements(self) -> tuple[DriverStatement, DriverStatement, DriverStatement]:
-        if self._driver is None:  # compiled on first use; a race compiles twice, harmlessly
-            self._driver = (
-                DriverStatement(RECORD_SENT, self._engine),
-                DriverStatement(INSERT_ATTEMPT, self._engine),
-                DriverStatement(SET_PAYLOAD, self._engine),
-            )
-        return self._driver
+            return self._record(connection, record)
 
     def _record(self, connection: Connection, record: AttemptRecord) -> str:
         entry_id, outcome, now, owner = record.entry_id, record.outcome, record.now, record.owner
@@ -219,7 +181,7 @@ class Delivering(LedgerBase):
 
 def _sent_values(record: AttemptRecord) -> tuple[dict[str, Any], dict[str, Any]]:
     """The values of RECORD_SENT (the row, if ``record.owner`` still holds it) and of
-    INSERT_ATTEMPT (its history) for a 2xx, on either path."""
+    INSERT_ATTEMPT (its history) for a 2xx."""
     outcome = record.outcome
     row = {
         "row_id": record.entry_id,

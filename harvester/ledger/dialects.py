@@ -33,14 +33,6 @@ MIGRATION_LOCK_KEY = 0x68617276  # "harv"
 class Dialect:
     """What differs between the backends. Subclasses: :class:`Sqlite`, :class:`Postgresql`."""
 
-    # How a write transaction opens on the driver's own connection (ledger/driver.py); None:
-    # the driver opens one itself (psycopg, outside autocommit).
-    driver_begin: str | None = None
-    # Whether a statement costs no round trip (an in-process database): then a page of collected
-    # builds is written one INSERT per build on the driver's connection (ledger/collecting.py);
-    # over a network, in one statement through SQLAlchemy.
-    in_process = False
-
     name = "base"
 
     def create_engine(self, url: str, connections: int = 10) -> Engine:
@@ -92,8 +84,6 @@ class Dialect:
 
 class Sqlite(Dialect):
     name = "sqlite"
-    driver_begin = "BEGIN IMMEDIATE"  # as every write transaction here (see create_engine)
-    in_process = True
 
     def create_engine(self, url: str, connections: int = 10) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})

@@ -91,7 +91,7 @@ class LedgerStats:
 
 @dataclass(frozen=True)
 class AttemptRecord:
-    """One answer to write (:meth:`Ledger.record_attempts`)."""
+    """One answer to write (:meth:`Ledger.record_attempt`)."""
 
     entry_id: int
     outcome: Attempt
