@@ -50,6 +50,7 @@ def jenkins_client(settings: Settings, metrics: Metrics | None = None) -> Jenkin
         timeout=settings.jenkins.timeout_seconds,
         verify_tls=settings.jenkins.verify_tls,
         max_concurrency=settings.jenkins.max_concurrency,
+        max_response_bytes=settings.jenkins.max_response_mib * 1024 * 1024,
         observer=None if metrics is None else metrics.observe_jenkins,
     )
     if metrics is not None:

@@ -104,6 +104,8 @@ class JenkinsConfig(_SecretSection):
     verify_tls: bool | Path = True
     timeout_seconds: float = Field(30, gt=0)
     max_concurrency: int = Field(4, ge=1, le=64)
+    # The largest answer read from Jenkins (after decompression): a bound, not a tuning knob.
+    max_response_mib: int = Field(64, ge=1, le=4096)
     include: list[str] = Field(default_factory=lambda: ["**"])
     exclude: list[str] = Field(default_factory=list)
 
@@ -171,8 +173,6 @@ class MappingConfig(_Section):
 class HarvestConfig(_Section):
     interval_seconds: float = Field(60, gt=0)
     since: str = "7d"
-    # Keep the process's threads on one CPU, the least busy (harvester.util.affinity).
-    single_cpu: bool = True
 
     @field_validator("since")
     @classmethod

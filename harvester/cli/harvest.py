@@ -24,7 +24,7 @@ from harvester.cli import output
 from harvester.cli.common import settings
 from harvester.cli.output import complain, say
 from harvester.collect.preview import preview
-from harvester.config import Settings, settings_from_mapping
+from harvester.config import settings_from_mapping
 from harvester.cycle import Harvester
 from harvester.daemon.scheduler import run_forever
 from harvester.daemon.signals import stop_on_signals
@@ -36,7 +36,6 @@ from harvester.errors import (
     UsageError,
 )
 from harvester.sei.payload import Payload, compact_json
-from harvester.util.affinity import OneCpu
 from harvester.util.logs import configure_logging
 from harvester.util.timeparse import iso_utc, resolve_when, to_epoch_ms
 from harvester.util.urls import mask
@@ -46,11 +45,6 @@ log = logging.getLogger("harvester")
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = settings(args)
-    with OneCpu(config.harvest.single_cpu):
-        return _run(args, config)
-
-
-def _run(args: argparse.Namespace, config: Settings) -> int:
     stop = threading.Event()
     harvester = build_harvester(config, stop, "once" if args.once else "daemon")
     try:
@@ -128,7 +122,6 @@ def cmd_catch_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     with ExitStack() as resources:
         resources.enter_context(stop_on_signals(stop))
-        resources.enter_context(OneCpu(config.harvest.single_cpu))
         sink = None
         deliverer = None
         if args.dry_run:

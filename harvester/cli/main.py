@@ -13,13 +13,11 @@ from harvester.cli.output import complain
 from harvester.cli.parser import Handler, build_parser
 from harvester.errors import ExitCode, HarvesterError
 from harvester.util.logs import configure_logging
-from harvester.util.memory import limit_malloc_arenas
 
 log = logging.getLogger("harvester")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    limit_malloc_arenas()  # before any thread allocates
     parser = build_parser()
     args = parser.parse_args(argv)
     # Until the config is read, log at the requested level in text; the settings reconfigure it.

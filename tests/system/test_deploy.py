@@ -42,7 +42,9 @@ def test_the_deployment_mounts_what_the_configmap_names() -> None:
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts["secrets"] == "/run/secrets/harvester"
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
-    assert [e["name"] for e in container["env"]] == ["HARVESTER_CONFIG"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert [name for name in env if name.startswith("HARVESTER_")] == ["HARVESTER_CONFIG"]
+    assert env["MALLOC_ARENA_MAX"] == "2"
 
 
 def test_the_compose_config_is_valid(tmp_path: Path) -> None:
@@ -67,6 +69,7 @@ def test_the_image_sets_no_configuration_but_the_config_path() -> None:
     code = " ".join(line for line in dockerfile.splitlines() if not line.lstrip().startswith("#"))
     variables = [word.split("=")[0] for word in code.split() if word.startswith("HARVESTER_")]
     assert set(variables) == {"HARVESTER_CONFIG"}
+    assert "MALLOC_ARENA_MAX=2" in code
     assert "FROM python:3.11.11-slim-bookworm" in dockerfile  # pinned to a patch version
 
 
@@ -80,3 +83,37 @@ def test_the_systemd_unit_verifies(tmp_path: Path) -> None:
         ["systemd-analyze", "verify", str(local)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_the_image_installs_from_the_lock_file_which_pins_every_dependency() -> None:
+    # An image build is reproducible: exact versions with hashes, for every runtime dependency
+    # (and the postgres extra), installed before harvester itself, which adds none.
+    import tomllib  # noqa: PLC0415
+
+    from packaging.requirements import Requirement  # noqa: PLC0415
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = [Requirement(r) for r in project["dependencies"]]
+    wanted += [Requirement(r) for r in project["optional-dependencies"]["postgres"]]
+    lock = (REPO / "requirements.lock").read_text()
+    pinned = {
+        line.split("==")[0].strip().lower().replace("_", "-"): line.split("==")[1].split()[0]
+        for line in lock.splitlines()
+        if "==" in line and not line.startswith(("#", " "))
+    }
+    for requirement in wanted:
+        name = requirement.name.lower().replace("_", "-")
+        assert name in pinned, f"{name} is not in requirements.lock: run uv pip compile again"
+        assert requirement.specifier.contains(pinned[name]), f"{name}=={pinned[name]}"
+    assert lock.count("--hash=sha256:") >= len(pinned)
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "--require-hashes --no-deps -r requirements.lock" in dockerfile
+    assert "pip install --no-deps ." in dockerfile
+    assert "!requirements.lock" in (REPO / ".dockerignore").read_text()
+
+
+def test_the_systemd_unit_never_installs_the_pypi_name() -> None:
+    # "harvester" on PyPI is an unrelated package: the unit's instructions install this checkout.
+    unit = (DEPLOY / "systemd" / "harvester.service").read_text()
+    assert "pip install harvester" not in unit
+    assert "requirements.lock" in unit
