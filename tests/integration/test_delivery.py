@@ -149,6 +149,30 @@ def test_run_once_exit_codes(sim, receiver, tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, {}),  # json.loads: RecursionError
+        (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + b"\xff" * 20, {"Content-Encoding": "gzip"}),
+    ],
+    ids=["nested", "broken-gzip"],
+)
+def test_a_malformed_discovery_answer_still_delivers_what_is_pending(
+    sim, receiver, tmp_path, capsys, body, headers
+) -> None:
+    harvester, _ = harvester_for(sim, receiver, tmp_path)
+    harvester.collector().collect(datetime.now(tz=UTC) - timedelta(days=7))  # 8 pending rows
+    assert receiver.accepted_keys() == []
+    sim.fail("/api/json", 200, body, headers)  # the discovery request only
+    config = loopback_config(sim, receiver, tmp_path)
+    capsys.readouterr()  # what the collection above logged (to another test's stream, maybe)
+    assert main(["--config", str(config), "run", "--once"]) == 3  # Jenkins could not be listed
+    assert len(receiver.accepted_keys()) == 8  # ...and what was pending went out all the same
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "cannot list Jenkins' jobs" in err
+
+
+@pytest.mark.parametrize(
     ("value", "seconds"),
     [("2", 2.0), ("0", 0.0), ("9999", 3600.0), ("99999", 3600.0), ("soon", None), (None, None)],
 )
