@@ -197,6 +197,15 @@ class JenkinsClient:
         session.hooks["response"].append(
             _BoundedBody(max_response_bytes, max(timeout, 1.0) * BODY_TIME_FACTOR)
         )
+        # python-jenkins asks requests to read the proxy and CA-bundle variables of the environment
+        # again on every request; every request goes to the same host, so they are read once here
+        # (as requests reads them: HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE...), and not again.
+        environment = session.merge_environment_settings(
+            self.base_url, {}, None, session.verify, None
+        )
+        session.proxies = environment["proxies"]
+        session.verify = environment["verify"]
+        session.trust_env = False
         session.headers["Accept"] = "application/json"
         session.headers["User-Agent"] = f"harvester/{__version__} (python-jenkins)"
         # Jenkins sits beside the harvester: compressing would cost the controller CPU for nothing.

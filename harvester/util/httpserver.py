@@ -4,6 +4,7 @@ the webhook receiver."""
 from __future__ import annotations
 
 import ssl
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -32,6 +33,15 @@ class QuietHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-request (it read what it needed and closed) is no error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class ThreadedServer:
     """Subclasses say how requests are handled (:meth:`make_handler`) and where to listen."""
 
@@ -50,8 +60,7 @@ class ThreadedServer:
         raise NotImplementedError
 
     def start(self) -> Self:
-        self._server = ThreadingHTTPServer(self.address, self.make_handler())
-        self._server.daemon_threads = True
+        self._server = _Server(self.address, self.make_handler())
         if self.tls is not None:
             self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(
