@@ -12,6 +12,7 @@ from harvester.collect.collector import Collector
 from harvester.config import DEFAULT_RESULT_MAP, LedgerSettings, Settings
 from harvester.cycle import Clock, Harvester
 from harvester.daemon.metrics import Metrics
+from harvester.errors import HarvesterError
 from harvester.delivery.deliverer import Deliverer
 from harvester.delivery.gate import DeliveryGate
 from harvester.jenkins.client import JenkinsClient
@@ -101,12 +102,20 @@ def open_ledger_for_delivery(settings: Settings) -> Ledger:
     return ledger
 
 
-def join_replicas(settings: Settings, ledger: Ledger, kind: str) -> Membership:
-    """This process as a replica of its controller (CONTRACT §7); a second daemon on one SQLite
-    ledger is refused here."""
+def join_replicas(
+    settings: Settings, ledger: Ledger, kind: str, metrics: Metrics | None = None
+) -> Membership:
+    """This process as a replica of its controller (CONTRACT §7): a daemon contends for the
+    controller's lease; a second daemon on one SQLite ledger is refused here."""
     membership = Membership(ledger, kind, settings.harvest.interval_seconds)
+    if metrics is not None:
+        membership.listen(lambda active: metrics.replica_active.set(1 if active else 0))
     membership.join()
-    released = ledger.release_dead_claims()
+    try:
+        released = ledger.release_dead_claims()
+    except HarvesterError as exc:  # the cycles release them too, once the ledger answers
+        log.warning("could not release the claims of stopped replicas yet: %s", exc)
+        released = 0
     if released:
         log.info(
             "%d build(s) claimed by a replica or run that stopped mid-delivery are due again",
@@ -152,7 +161,7 @@ def make_deliverer(
     stop: threading.Event,
     gate: DeliveryGate,
     clock: Clock = now,
-    owner: str = "harvester",
+    replica: Membership | None = None,
 ) -> Deliverer:
     rules = mapping_rules(settings)
     return Deliverer(
@@ -165,22 +174,25 @@ def make_deliverer(
         envelope=Envelope(rules),
         stop=stop,
         observer=metrics.observe_delivery,
-        owner=owner,
+        owner="harvester" if replica is None else replica.owner(),
+        active=None if replica is None else (lambda: replica.active),
     )
 
 
 def build_harvester(settings: Settings, stop: threading.Event, kind: str = "once") -> Harvester:
     """Wire the parts from the settings: the one place clients and engines are created.
-    ``kind``: ``daemon`` (splits the jobs with the other live daemons of its controller),
-    ``once`` or ``catch-up`` (collect every job they are asked)."""
+    ``kind``: ``daemon`` (works only while its controller's active replica), ``once`` or
+    ``catch-up`` (work beside the daemons, never fenced)."""
     ledger = open_ledger_for_delivery(settings)
+    metrics = Metrics()
     try:
-        replica = join_replicas(settings, ledger, kind)
+        replica = join_replicas(settings, ledger, kind, metrics)
     except BaseException:
         ledger.close()
         raise
-    metrics = Metrics()
+    metrics.replica_active.set(1 if replica.active else 0)
     jenkins = jenkins_client(settings, metrics)
+    jenkins.admit = lambda: replica.active
     webhook = webhook_client(settings)
     gate = delivery_gate(settings)
     return Harvester(
@@ -196,7 +208,7 @@ def build_harvester(settings: Settings, stop: threading.Event, kind: str = "once
         ),
         gate=gate,
         new_deliverer=lambda clock: make_deliverer(
-            settings, webhook, ledger, metrics, stop, gate, clock, replica.owner()
+            settings, webhook, ledger, metrics, stop, gate, clock, replica
         ),
         replica=replica,
     )

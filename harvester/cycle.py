@@ -15,7 +15,7 @@ from harvester.collect.report import CollectReport
 from harvester.daemon.metrics import Metrics
 from harvester.delivery.deliverer import Deliverer, DeliveryReport
 from harvester.delivery.gate import DeliveryGate
-from harvester.errors import ExitCode, JenkinsUnreachable
+from harvester.errors import ExitCode, JenkinsUnreachable, NotActive
 from harvester.jenkins.client import JenkinsClient
 from harvester.ledger import Ledger
 from harvester.replica import Membership
@@ -123,27 +123,29 @@ class Harvester:
         t0 = time.perf_counter()
         requests_before = self.jenkins.total_requests
         collect = CollectReport()
+        delivery = DeliveryReport()
         jenkins_error = None
-        owns = None if self.replica is None else self.replica.jobs()
-        share = None if self.replica is None else self.replica.discovery
         try:
-            collect = self.collector().collect(
-                resolve_when(self.since, started), owns=owns, share=share
-            )
-        except JenkinsUnreachable as exc:
-            # Nothing can be collected, but what is pending can still be delivered.
-            log.error("%s", exc)
-            jenkins_error = exc
-        self.metrics.builds_collected.inc(collect.builds_collected)
-        if self.replica is not None:
-            # A replica dead for 3 intervals: its claimed rows are delivered by the live ones.
-            released = self.ledger.release_dead_claims()
-            if released:
-                log.warning(
-                    "%d build(s) claimed by a replica that stopped heartbeating are due again",
-                    released,
-                )
-        delivery = self.deliverer().deliver_due()
+            try:
+                collect = self.collector().collect(resolve_when(self.since, started))
+            except JenkinsUnreachable as exc:
+                # Nothing can be collected, but what is pending can still be delivered.
+                log.error("%s", exc)
+                jenkins_error = exc
+            self.metrics.builds_collected.inc(collect.builds_collected)
+            if self.replica is not None:
+                # A replica dead for 3 intervals: its claimed rows are delivered by the others.
+                released = self.ledger.release_dead_claims()
+                if released:
+                    log.warning(
+                        "%d build(s) claimed by a replica that stopped heartbeating are due again",
+                        released,
+                    )
+            delivery = self.deliverer().deliver_due()
+        except NotActive as exc:
+            # The lease was lost mid-cycle: no new request, nothing more written; the new active
+            # replica goes on from the ledger as it stands.
+            log.warning("cycle stopped: %s", exc)
         counts = self.ledger.stats().counts
         pending = counts["pending"]
         result = CycleResult(

@@ -155,3 +155,9 @@ class NotFoundInLedger(HarvesterError):
     """A `ledger` command named a build the ledger does not hold: bad usage (exit 2)."""
 
     exit_code = ExitCode.USAGE
+
+
+class NotActive(HarvesterError):
+    """This daemon is not (or no longer) its controller's active replica: another one holds the
+    lease, or this one could not renew it in time. It starts no request and writes nothing that
+    matters until it is active again (CONTRACT §7, fencing)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -269,3 +270,67 @@ class RawServer:
     def __exit__(self, *_: object) -> None:
         self._socket.close()
         self._thread.join(5)
+
+
+class TcpProxy:
+    """Forwards TCP connections on loopback to ``port``. :meth:`cut` stops forwarding in both
+    directions without closing anything, as a network partition does (the peers hear silence,
+    not a reset); :meth:`heal` lets what was held through. Counts the bytes sent upstream and
+    when the last of them arrived (a client's last request)."""
+
+    def __init__(self, port: int) -> None:
+        self.target = ("127.0.0.1", port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._flowing = threading.Event()
+        self._flowing.set()
+        self._closed = False
+        self._lock = threading.Lock()
+        self.upstream_bytes = 0
+        self.last_upstream = 0.0  # time.monotonic() of the last byte sent upstream
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self) -> None:
+        self._flowing.clear()
+
+    def heal(self) -> None:
+        self._flowing.set()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                return
+            with self._lock:
+                self._sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, up: bool) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if up:  # counted when the client sent it, whether or not it gets through
+                    with self._lock:
+                        self.upstream_bytes += len(data)
+                        self.last_upstream = time.monotonic()
+                self._flowing.wait()
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._closed = True
+        self._flowing.set()
+        self._listener.close()
+        with self._lock:
+            for end in self._sockets:
+                end.close()

@@ -33,6 +33,7 @@ from harvester.demo import Receiver, Simulator, demo_instance
 from harvester.errors import (
     ConfigError,
     ExitCode,
+    HarvesterError,
     UsageError,
 )
 from harvester.sei.payload import Payload, compact_json
@@ -56,7 +57,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 complain(f"interrupted; {result.summary()}")
                 return result.exit_code or ExitCode.WORK_LEFT
             return result.exit_code
-        health = Health(config.harvest.interval_seconds)
+        replica = harvester.replica
+        assert replica is not None  # build_harvester joins every process
+        health = Health(config.harvest.interval_seconds, lambda: replica.role)
+        replica.listen(lambda active: health.became_active() if active else None)
         server = None
         if config.server.address is not None:
             try:
@@ -74,8 +78,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             log.info("serving /healthz and /metrics on %s", config.server.listen)
 
         def cycle() -> None:
+            # A standby waits for the lease here (most of an interval, then the next tick), so
+            # that a takeover's first cycle starts at once.
+            if not replica.wait_active(0.9 * config.harvest.interval_seconds, stop):
+                return
             result = harvester.run_cycle()
-            health.record(result.finished_at, result.problem)
+            if replica.active:
+                health.record(result.finished_at, result.problem)
 
         log.info(
             "harvesting %s every %.0f s into %s",
@@ -96,7 +105,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _note_since(harvester: Harvester, since: str) -> None:
     """``harvest.since`` applies to jobs seen for the first time: changing it does nothing for the
     others, which a user who changed it expects to know."""
-    before = harvester.ledger.swap_note("harvest.since", since)
+    try:
+        before = harvester.ledger.swap_note("harvest.since", since)
+    except HarvesterError as exc:  # a courtesy: the daemon goes on without it
+        log.warning("could not compare harvest.since with the last run's: %s", exc)
+        return
     if before is not None and before != since:
         log.warning(
             "harvest.since changed from %s to %s: it applies to jobs seen for the first time; "

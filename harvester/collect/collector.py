@@ -35,6 +35,7 @@ from harvester.errors import (
     HarvesterError,
     JenkinsNotFound,
     JenkinsUnreachable,
+    NotActive,
 )
 from harvester.jenkins.client import JenkinsClient
 from harvester.jenkins.discovery import DiscoveredJob
@@ -100,29 +101,21 @@ class Collector:
 
     # -- a cycle ---------------------------------------------------------------------------------
 
-    def collect(
-        self,
-        since: datetime,
-        *,
-        owns: Callable[[str], bool] | None = None,
-        share: Callable[[Callable[[], list[DiscoveredJob]]], list[DiscoveredJob]] | None = None,
-    ) -> CollectReport:
+    def collect(self, since: datetime) -> CollectReport:
         """Collect every newly finished build of every selected job into the ledger, and
-        re-check the builds held back. ``owns``: which jobs are this replica's to collect (the
-        others are collected by the other live replicas, CONTRACT §7); None: every job.
-        ``share``: how the job list is shared with the other replicas (it is given the
-        discovery to run when none is fresh)."""
+        re-check the builds held back."""
         assert self.ledger is not None
         report = CollectReport()
-        jobs = self.discover() if share is None else share(self.discover)
-        report.jobs_seen = len(jobs)
+        # Read before Jenkins is asked: a cursor can only be below the lastBuild discovery then
+        # finds, unless the job was re-created. Read after, it could be past it (a catch-up
+        # beside this cycle collected newer builds meanwhile) and look like a re-created job.
         cursors = self.ledger.cursors()
         held = self.ledger.held()
+        jobs = self.discover()
+        report.jobs_seen = len(jobs)
         since_ms = to_epoch_ms(since)
         plans: dict[str, JobPlan] = {}
         for job in jobs:
-            if owns is not None and not owns(job.full_name):
-                continue
             plan = plan_for(
                 job.last_build,
                 job.last_completed_build,
@@ -133,26 +126,9 @@ class Collector:
             if plan is not None:
                 plans[job.full_name] = plan
         todo = [job for job in jobs if job.full_name in plans]
-
-        def work(job: DiscoveredJob) -> None:
-            if owns is None:
-                self._collect_job(job, plans[job.full_name], report)
-                return
-            assert self.ledger is not None
-            # Asked again: a replica that joined since the plan was made may have this job now;
-            # and one that already started it holds its lease.
-            if not owns(job.full_name):
-                return
-            with self.ledger.job_lease(job.full_name) as leased:
-                if not leased:
-                    return
-                # Planned again from the job's state now: another replica may have moved it.
-                cursor, numbers = self.ledger.job_state(job.full_name)
-                plan = plan_for(job.last_build, job.last_completed_build, cursor, numbers, since_ms)
-                if plan is not None:
-                    self._collect_job(job, plan, report)
-
-        self.for_each_job(todo, work, report)
+        self.for_each_job(
+            todo, lambda job: self._collect_job(job, plans[job.full_name], report), report
+        )
         return report
 
     def for_each_job(
@@ -169,7 +145,7 @@ class Collector:
                 return
             try:
                 work(job)
-            except JenkinsUnreachable:
+            except (JenkinsUnreachable, NotActive):
                 raise
             except HarvesterError as exc:
                 log.warning("job %s not collected this time: %s", job.full_name, exc)

@@ -51,6 +51,12 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.replica_active = Gauge(
+            "harvester_replica_active",
+            "1 while this process is its controller's active replica (collects and delivers); "
+            "0 for a standby",
+            registry=self.registry,
+        )
         self.builds_collected = Counter(
             "harvester_builds_collected",
             "Finished builds written to the ledger as pending",

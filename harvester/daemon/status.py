@@ -21,12 +21,21 @@ class Health:
     reach Jenkins, when the webhook has failed every delivery since its last success, or when no
     cycle succeeded within three intervals. One job's failure alone does not make it unhealthy."""
 
-    def __init__(self, interval_seconds: float) -> None:
+    def __init__(self, interval_seconds: float, role: Callable[[], str] | None = None) -> None:
         self.interval = interval_seconds
         self.started = datetime.now(tz=UTC)
         self.last_success: datetime | None = None
         self.last_problem: str | None = None
         self.lock = threading.Lock()
+        # A daemon's role (CONTRACT §7): a standby is healthy while it waits; it runs no cycle.
+        self.role = role
+
+    def became_active(self) -> None:
+        """A takeover: the new active replica gets the first cycles' grace, as at start."""
+        with self.lock:
+            self.started = datetime.now(tz=UTC)
+            self.last_success = None
+            self.last_problem = None
 
     def record(self, finished_at: datetime, problem: str | None) -> None:
         """How the last cycle went: ``problem`` None, or what made it fail."""
@@ -36,6 +45,9 @@ class Health:
                 self.last_success = finished_at
 
     def __call__(self) -> tuple[bool, dict[str, object]]:
+        role = None if self.role is None else self.role()
+        if role == "standby":
+            return True, {"status": "ok", "role": role}
         with self.lock:
             now = datetime.now(tz=UTC)
             limit = 3 * self.interval
@@ -51,6 +63,8 @@ class Health:
             }
             if reason is not None:
                 detail["reason"] = reason
+            if role is not None:
+                detail["role"] = role
             return reason is None, detail
 
 

@@ -23,7 +23,12 @@ from datetime import datetime, timedelta
 from harvester.attempt import Attempt
 from harvester.delivery.backoff import IN_CYCLE_ATTEMPTS, next_attempt_delay
 from harvester.delivery.gate import DeliveryGate
-from harvester.errors import WebhookCredentialsRejected, WebhookError, WebhookUrlRejected
+from harvester.errors import (
+    NotActive,
+    WebhookCredentialsRejected,
+    WebhookError,
+    WebhookUrlRejected,
+)
 from harvester.ledger import Ledger, LedgerEntry
 from harvester.sei.webhook import WebhookClient
 
@@ -87,6 +92,7 @@ class Deliverer:
         observer: DeliveryObserver | None = None,
         wait_initial: float = 0.2,
         owner: str = "harvester",
+        active: Callable[[], bool] | None = None,
     ) -> None:
         self.webhook = webhook
         self.ledger = ledger
@@ -99,6 +105,8 @@ class Deliverer:
         self.observer = observer
         self.wait_initial = wait_initial
         self.owner = owner  # recorded on the rows this deliverer claims (Ledger.claim_due)
+        # False: this daemon is no longer its controller's active replica: no new POST.
+        self.active = active or (lambda: True)
         self.report = DeliveryReport()  # live: catch-up's progress reads it while sending
         self._halt = threading.Event()  # credentials or URL rejected: this run only
 
@@ -122,7 +130,7 @@ class Deliverer:
             return report
         batch_size = self.concurrency * 8
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="deliver") as pool:
-            while not self.stop.is_set() and not self._halt.is_set():
+            while not self.stop.is_set() and not self._halt.is_set() and self.active():
                 finished_collecting = until is None or until.is_set()
                 batch = self.ledger.claim_due(self.clock(), batch_size, self.owner)
                 if not batch:
@@ -142,7 +150,7 @@ class Deliverer:
     def _probe(self, until: threading.Event | None) -> bool:
         """In an outage: wait for the next probe time (only while collection runs alongside,
         else leave it to a later cycle), POST one build, and say whether the receiver is back."""
-        while not self.stop.is_set() and not self._halt.is_set():
+        while not self.stop.is_set() and not self._halt.is_set() and self.active():
             wait = self.gate.probe_due_in()
             if wait > 0:
                 if until is None or until.is_set():
@@ -167,7 +175,12 @@ class Deliverer:
 
     def _deliver_one(self, entry: LedgerEntry, *, probe: bool = False) -> None:
         report, gate = self.report, self.gate
-        if self.stop.is_set() or self._halt.is_set() or (gate.outage and not probe):
+        if (
+            self.stop.is_set()
+            or self._halt.is_set()
+            or (gate.outage and not probe)
+            or not self.active()
+        ):
             self.ledger.release([entry.id], self.owner)  # not attempted: due again at once
             return
         body = entry.payload if self.envelope is None else self.envelope(entry.payload)
@@ -179,13 +192,13 @@ class Deliverer:
 
         def admit() -> bool:
             nonlocal held_since, lost
-            if lost:
+            if lost or not self.active():
                 return False
             if probe:
                 if self.stop.is_set():
                     return False
-            elif not gate.wait_turn(self.stop, self._halt):
-                return False
+            elif not gate.wait_turn(self.stop, self._halt) or not self.active():
+                return False  # the pacing wait may be long: asked again right before the POST
             if time.monotonic() - held_since > RENEW_AFTER_SECONDS:
                 if entry.id not in self.ledger.renew([entry.id], self.owner, self.clock()):
                     lost = True  # the lease ran out and another worker took the row
@@ -255,6 +268,13 @@ class Deliverer:
             if not self._halt.is_set():
                 self._halt.set()
                 log.error("%s", exc)
+            return
+        except NotActive as exc:
+            # Its outcome could not be recorded: another replica is active now, and sends the
+            # row again (a build in flight at a takeover may be sent twice, CONTRACT §7).
+            if not self._halt.is_set():
+                self._halt.set()
+                log.warning("delivery stops: %s", exc)
             return
         except Exception:  # one build's failure never stops the others
             log.exception("%s #%d: delivery failed unexpectedly", entry.job, entry.number)

@@ -63,6 +63,7 @@ class Simulator(JenkinsJson, ThreadedServer):
         self.record_paths = True
         # path prefix -> (status, body, headers)
         self.failures: dict[str, tuple[int, bytes, dict[str, str]]] = {}
+        self.delays: dict[str, float] = {}  # path prefix -> seconds
         self.lock = threading.Lock()
         super().__init__()
 
@@ -101,8 +102,13 @@ class Simulator(JenkinsJson, ThreadedServer):
         raw = body.encode() if isinstance(body, str) else body
         self.failures[path_prefix] = (status, raw, headers or {})
 
+    def slow(self, path_prefix: str, seconds: float) -> None:
+        """Answer every GET under ``path_prefix`` ``seconds`` late (a discovery that takes long)."""
+        self.delays[path_prefix] = seconds
+
     def heal(self) -> None:
         self.failures.clear()
+        self.delays.clear()
 
     def reset_counts(self) -> None:
         with self.lock:
@@ -171,6 +177,9 @@ class _Handler(QuietHandler):
                 with sim.lock:
                     sim.in_flight -= 1
                     sim.served_ms.append(delay_ms)
+        for prefix, seconds in list(sim.delays.items()):
+            if path.startswith(prefix):
+                time.sleep(seconds)
         expected = "Basic " + base64.b64encode(f"{sim.username}:{sim.api_token}".encode()).decode()
         if self.headers.get("Authorization") != expected:
             self._send(

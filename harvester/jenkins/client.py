@@ -51,6 +51,7 @@ from harvester.errors import (
     JenkinsNotFound,
     JenkinsTransientError,
     JenkinsUnreachable,
+    NotActive,
 )
 from harvester.jenkins.discovery import Container, DiscoveredJob, discovery_tree, walk
 from harvester.jenkins.governor import Governor
@@ -212,6 +213,9 @@ class JenkinsClient:
         session.headers["Accept-Encoding"] = "identity"
         self._session = session
         self.governor = Governor(max_concurrency)
+        # Asked before every request: False (a daemon that is not, or no longer, its
+        # controller's active replica) starts none (CONTRACT §7, fencing).
+        self.admit: Callable[[], bool] | None = None
         self._counts: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
         self._observer = observer
@@ -239,8 +243,17 @@ class JenkinsClient:
         shown = url.split("?", 1)[0]
         status: int | None = None
         started = time.perf_counter()
+        asked: float | None = None  # when the request went out (None: it did not)
         try:
             with self.governor.slot():
+                # Asked once the slot is had, right before the request: the wait for a slot may
+                # be long (a paused process), and the answer may have changed meanwhile.
+                if self.admit is not None and not self.admit():
+                    raise NotActive(
+                        "this replica is not the active one: no request to Jenkins",
+                        job=job,
+                        hint="another replica collects; this one waits as a standby",
+                    )
                 asked = time.perf_counter()
                 failed = True  # no answer at all: Jenkins is struggling (or gone)
                 try:
@@ -343,8 +356,9 @@ class JenkinsClient:
                 f"cannot connect to Jenkins ({_reason(exc)})", job=job, build=build, url=shown
             ) from None
         finally:
-            self._count(kind, status)
-            if log.isEnabledFor(logging.DEBUG):
+            if asked is not None:
+                self._count(kind, status)
+            if asked is not None and log.isEnabledFor(logging.DEBUG):
                 took = (time.perf_counter() - started) * 1000
                 log.debug(
                     "GET %s -> %s in %.0f ms",

@@ -5,7 +5,7 @@ Import from here; the modules behind it are :mod:`.store` (the :class:`Ledger` a
 PostgreSQL differences) and :mod:`.migrate` (Alembic).
 """
 
-from harvester.ledger.base import CLAIM_LEASE
+from harvester.ledger.base import CLAIM_LEASE, Fence
 from harvester.ledger.dialects import Dialect
 from harvester.ledger.records import (
     STATUSES,
@@ -24,6 +24,7 @@ __all__ = [
     "Base",
     "DeliveryAttempt",
     "Dialect",
+    "Fence",
     "Ledger",
     "LedgerEntry",
     "LedgerStats",

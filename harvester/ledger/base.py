@@ -5,20 +5,33 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import InternalError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from harvester.errors import LedgerError, LedgerUnavailable
+from harvester.errors import LedgerError, LedgerUnavailable, NotActive
 from harvester.ledger import migrate as migrations
 from harvester.ledger.dialects import Dialect, database_reason
+from harvester.ledger.schema import LeaseRow
 from harvester.ledger.statements import CLAIM_SELECT, SELECT_ATTEMPTS
 
 # A claimed row is not handed to another worker or replica for this long; if the process dies with
 # the row claimed, it becomes due again afterwards (at worst sent twice, never lost).
 CLAIM_LEASE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """The lease a daemon's writes are made under (CONTRACT §7, fencing): refused unless the
+    ledger's lease of this controller is still ``holder``'s at ``epoch``. Epoch 0 is never
+    current: a standby's writes are refused."""
+
+    holder: str
+    epoch: int
 
 
 class LedgerBase:
@@ -30,6 +43,8 @@ class LedgerBase:
         # Whose rows this process reads and writes (jenkins.name, CONTRACT §5). None: the
         # `ledger` commands, which see every controller's rows unless told one.
         self.controller = controller
+        # A daemon's writes that matter carry its lease (None: a one-off run, not fenced).
+        self.fence: Fence | None = None
         self._claim_select = dialect.claim(CLAIM_SELECT)
         self._select_attempts = dialect.lock_row(SELECT_ATTEMPTS)
 
@@ -84,6 +99,27 @@ class LedgerBase:
         with _unavailable_as_error(), self._engine.begin() as connection:
             yield connection
 
+    @contextmanager
+    def _fenced_write(self) -> Iterator[Connection]:
+        """A write transaction that commits only while this daemon's lease is current: cursor
+        moves, claims, recorded outcomes. The lease row is read under a share lock, so a
+        takeover waits for this (short) transaction, and this one sees a takeover that came
+        first and raises NotActive."""
+        fence = self.fence
+        with self._write() as connection:
+            if fence is not None:
+                row = connection.execute(
+                    select(LeaseRow.holder, LeaseRow.epoch)
+                    .where(LeaseRow.controller == self._me)
+                    .with_for_update(read=True)
+                ).one_or_none()
+                if row is None or (row.holder, row.epoch) != (fence.holder, fence.epoch):
+                    raise NotActive(
+                        "this replica is no longer the active one: its write was refused",
+                        hint="another replica took over; this one waits as a standby",
+                    )
+            yield connection
+
 
 @contextmanager
 def _unavailable_as_error() -> Iterator[None]:
@@ -91,7 +127,8 @@ def _unavailable_as_error() -> Iterator[None]:
     message, no traceback. The transaction rolled back: nothing half-written."""
     try:
         yield
-    except OperationalError as exc:
+    # A read-only database (a failover) is an InternalError; an exhausted pool, a TimeoutError.
+    except (OperationalError, InternalError, PoolTimeout) as exc:
         raise LedgerUnavailable(
             f"ledger: the database cannot be used ({database_reason(exc)})",
             hint="check that it is up and reachable (ledger.url) and has space; nothing was lost, "

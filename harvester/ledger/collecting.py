@@ -3,15 +3,13 @@ cursor, and the numbers it holds back (CONTRACT §5)."""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, select
 
-from harvester.ledger.base import LedgerBase, _unavailable_as_error
+from harvester.ledger.base import LedgerBase
 from harvester.ledger.records import NewBuild, utc
 from harvester.ledger.schema import BUILDS, JOB_CURSORS, BuildRow, HeldBuildRow, JobCursorRow
 from harvester.ledger.statements import INSERT_PAYLOAD
@@ -35,36 +33,6 @@ class Collecting(LedgerBase):
             ):
                 found.setdefault(job, set()).add(number)
         return found
-
-    def job_state(self, job: str) -> tuple[int | None, set[int]]:
-        """``job``'s cursor and held numbers as they are now (another replica may have moved them
-        since the cycle began)."""
-        with self._read() as connection:
-            cursor = connection.execute(
-                select(JobCursorRow.last_number).where(
-                    JobCursorRow.controller == self._me, JobCursorRow.job == job
-                )
-            ).scalar_one_or_none()
-            held = connection.execute(
-                select(HeldBuildRow.number).where(
-                    HeldBuildRow.controller == self._me, HeldBuildRow.job == job
-                )
-            ).scalars()
-            return cursor, set(held)
-
-    @contextmanager
-    def job_lease(self, job: str) -> Iterator[bool]:
-        """Whether this process may collect ``job`` now: False while another replica of its
-        controller collects it (a replica that joined mid-cycle may take a job the others
-        already started)."""
-        digest = hashlib.blake2b(f"{self._me}\0{job}".encode(), digest_size=8).digest()
-        with (
-            _unavailable_as_error(),
-            self._dialect.try_lock(
-                self._engine, int.from_bytes(digest, "big", signed=True)
-            ) as leased,
-        ):
-            yield leased
 
     def known(self, job: str, above: int) -> dict[int, set[int]]:
         """The builds of ``job`` numbered above ``above`` that the ledger holds: number → the
@@ -96,7 +64,7 @@ class Collecting(LedgerBase):
         hold, unhold = list(hold), list(unhold)
         inserted = 0
         me = self._me
-        with self._write() as connection:
+        with self._fenced_write() as connection:
             if builds:
                 inserted = self._insert(connection, builds, now)
             if unhold:
@@ -169,7 +137,7 @@ class Collecting(LedgerBase):
         """A job deleted and re-created under the same name starts again at #1: its cursor and
         held numbers belonged to the old job (the one place a cursor moves backwards on its own;
         the rows stay, and numbers the new job reuses are recorded ``skipped``)."""
-        with self._write() as connection:
+        with self._fenced_write() as connection:
             connection.execute(
                 delete(JobCursorRow).where(
                     JobCursorRow.controller == self._me, JobCursorRow.job == job

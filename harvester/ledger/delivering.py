@@ -26,7 +26,7 @@ class Delivering(LedgerBase):
     def claim_due(self, now: datetime, limit: int, owner: str) -> list[LedgerEntry]:
         """Pending rows whose next attempt is due, oldest build first, leased to ``owner`` so
         that no other worker or replica sends them meanwhile."""
-        with self._write() as connection:
+        with self._fenced_write() as connection:
             db_now = self._dialect.clock(connection)
             ids = list(
                 connection.execute(
@@ -47,7 +47,7 @@ class Delivering(LedgerBase):
         expired and was taken by another worker is lost: that worker sends the row)."""
         if not ids:
             return set()
-        with self._write() as connection:
+        with self._fenced_write() as connection:
             rows = connection.execute(
                 update(BuildRow)
                 .where(
@@ -86,7 +86,7 @@ class Delivering(LedgerBase):
         pending again."""
         if not ids:
             return
-        with self._write() as connection:
+        with self._fenced_write() as connection:
             connection.execute(
                 update(BuildRow)
                 .where(
@@ -116,7 +116,7 @@ class Delivering(LedgerBase):
         are spent. ``throttled``, ``credentials`` and ``url`` never count. With ``keep_claim``
         the worker goes on retrying the row in this cycle and its claim is renewed."""
         record = AttemptRecord(entry_id, outcome, now, max_attempts, owner, keep_claim)
-        with self._write() as connection:
+        with self._fenced_write() as connection:
             return self._record(connection, record)
 
     def _record(self, connection: Connection, record: AttemptRecord) -> str:

@@ -70,12 +70,6 @@ class Dialect:
         """Refuse a second daemon where replicas cannot work (SQLite); returns the release."""
         return lambda: None
 
-    @contextmanager
-    def try_lock(self, engine: Engine, key: int) -> Iterator[bool]:
-        """Whether this process may work on ``key`` now: False while another process holds it.
-        Held until the block ends (or the process dies)."""
-        yield True  # one process at a time anyway (SQLite: one daemon)
-
     def clock(self, connection: Connection) -> datetime:
         """The database's clock, for leases and heartbeats (CONTRACT §7): replicas on hosts whose
         clocks disagree still agree on who holds what."""
@@ -187,10 +181,25 @@ class Postgresql(Dialect):
     name = "postgresql"
 
     def create_engine(self, url: str, connections: int = 10) -> Engine:
-        # Each collecting thread of a replica holds a connection for its job's lease (try_lock)
-        # while it writes through others: the pool must outgrow the threads, or they wait on it.
+        # No process may make another wait for long (CONTRACT §7): a session idle inside a
+        # transaction (a replica paused by SIGSTOP mid-write) is ended by the server after 10 s,
+        # releasing its locks; a network cut is noticed by TCP keepalives within about 10 s,
+        # and a connection attempt gives up after 10 s. No transaction waits on anything else.
         return create_engine(
-            url, pool_pre_ping=True, pool_size=connections, max_overflow=connections
+            url,
+            pool_pre_ping=True,
+            pool_size=connections,
+            max_overflow=connections,
+            pool_timeout=10,
+            connect_args={
+                "connect_timeout": 10,
+                "keepalives": 1,
+                "keepalives_idle": 5,
+                "keepalives_interval": 2,
+                "keepalives_count": 3,
+                "tcp_user_timeout": 10_000,
+                "options": "-c idle_in_transaction_session_timeout=10000",
+            },
         )
 
     def insert(self, table: Any) -> Any:
@@ -215,17 +224,6 @@ class Postgresql(Dialect):
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
             )
             yield connection
-
-    @contextmanager
-    def try_lock(self, engine: Engine, key: int) -> Iterator[bool]:
-        # A transaction-scoped advisory lock: released at the end of the block, or by the
-        # server when the holder's connection dies (a replica killed mid-job).
-        with engine.connect() as connection, connection.begin():
-            yield bool(
-                connection.execute(
-                    text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}
-                ).scalar_one()
-            )
 
     def clock(self, connection: Connection) -> datetime:
         # The statement's time, not the transaction's (now()).

@@ -1,6 +1,8 @@
-"""The replica registry (CONTRACT §7): every process that collects or delivers for a controller
-registers itself with a heartbeat written on the database's clock. A replica is dead after 3 of
-its intervals without one; its claims are then released, and the live replicas split its jobs.
+"""The replica registry and the lease (CONTRACT §7). Every process that collects or delivers for a
+controller registers itself with a heartbeat written on the database's clock; one dead for 3 of its
+intervals has its claims released. Daemons of one controller elect one **active** replica through
+the lease: holder, epoch (grows at every takeover), expiry on the database's clock. Each call is
+one short transaction; none is held while anything else happens.
 
 Claims are held by an owner of the form ``<replica id>/<deliverer id>``: the part before the
 slash says which registered process holds it.
@@ -11,7 +13,6 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,7 +21,7 @@ from sqlalchemy import Connection, delete, select, update
 
 from harvester.ledger.base import LedgerBase
 from harvester.ledger.records import utc
-from harvester.ledger.schema import BuildRow, NoteRow, ReplicaRow
+from harvester.ledger.schema import BuildRow, LeaseRow, ReplicaRow
 
 DEAD_AFTER_INTERVALS = 3
 
@@ -145,46 +146,94 @@ class Replicas(LedgerBase):
             found.append(Replica(row.id, row.kind, row.host, row.pid, beat, alive))
         return found
 
-    def live_daemons(self) -> list[str]:
-        """The ids of this controller's live daemon replicas: they split the jobs among them."""
-        return [r.id for r in self.replicas() if r.alive and r.kind == "daemon"]
+    # -- the lease --------------------------------------------------------------------------------
 
-    def shared_value(self, key: str, max_age: timedelta, compute: Callable[[], str]) -> str:
-        """A value that one replica computes and the others reuse while it is younger than
-        ``max_age`` (by the database's clock): the job list, which every replica would
-        otherwise ask Jenkins for each cycle. The row is locked while ``compute`` runs, so a
-        replica that comes at the same moment waits and reuses it. For PostgreSQL: on SQLite
-        the lock would stop every writer, and there is only one daemon there anyway."""
+    def acquire_lease(self, replica_id: str, ttl: timedelta) -> int | None:
+        """Take this controller's lease when nobody holds it or it has expired: returns the new
+        epoch (one more than the last), or None while another replica's lease runs."""
         me = self._me
         with self._write() as connection:
             connection.execute(
-                self._dialect.insert(NoteRow)
-                .values(controller=me, key=key, value="")
-                .on_conflict_do_nothing(index_elements=["controller", "key"])
+                self._dialect.insert(LeaseRow)
+                .values(controller=me, holder=None, epoch=0, expires_at=None)
+                .on_conflict_do_nothing(index_elements=["controller"])
             )
-            where = (NoteRow.controller == me, NoteRow.key == key)
-            stored = connection.execute(
-                self._dialect.lock_row(select(NoteRow.value).where(*where))
-            ).scalar_one()
+            row = connection.execute(
+                select(LeaseRow.holder, LeaseRow.epoch, LeaseRow.expires_at)
+                .where(LeaseRow.controller == me)
+                .with_for_update()
+            ).one()
             now = self._dialect.clock(connection)
-            stamp, _, value = str(stored).partition("\n")
-            if stamp and now - datetime.fromisoformat(stamp) < max_age:
-                return value
-            value = compute()
+            expires = utc(row.expires_at)
+            running = expires is not None and expires > now
+            if running and row.holder not in (None, replica_id):
+                return None
+            epoch = int(row.epoch) + 1
             connection.execute(
-                update(NoteRow).where(*where).values(value=f"{now.isoformat()}\n{value}")
+                update(LeaseRow)
+                .where(LeaseRow.controller == me)
+                .values(holder=replica_id, epoch=epoch, expires_at=now + ttl)
             )
-            return value
+            return epoch
 
-    def release_dead_claims(self) -> int:
+    def renew_lease(self, replica_id: str, epoch: int, ttl: timedelta) -> bool:
+        """Extend the lease ``replica_id`` holds at ``epoch``; False when it does not hold it any
+        more (expired and taken, or expired: then it must be acquired again, at a new epoch)."""
+        with self._write() as connection:
+            now = self._dialect.clock(connection)
+            renewed = connection.execute(
+                update(LeaseRow)
+                .where(
+                    LeaseRow.controller == self._me,
+                    LeaseRow.holder == replica_id,
+                    LeaseRow.epoch == epoch,
+                    LeaseRow.expires_at > now,
+                )
+                .values(expires_at=now + ttl)
+            ).rowcount
+        return bool(renewed)
+
+    def release_lease(self, replica_id: str, epoch: int) -> None:
+        """A replica that stops cleanly lets a standby take over at its next try."""
+        with self._write() as connection:
+            connection.execute(
+                update(LeaseRow)
+                .where(
+                    LeaseRow.controller == self._me,
+                    LeaseRow.holder == replica_id,
+                    LeaseRow.epoch == epoch,
+                )
+                .values(expires_at=self._dialect.clock(connection))
+            )
+
+    def lease_holder(self) -> tuple[str | None, int]:
+        """Who holds this controller's lease now (None: nobody, or expired), and its epoch."""
+        with self._read() as connection:
+            row = connection.execute(
+                select(LeaseRow.holder, LeaseRow.epoch, LeaseRow.expires_at).where(
+                    LeaseRow.controller == self._me
+                )
+            ).one_or_none()
+            if row is None:
+                return None, 0
+            expires = utc(row.expires_at)
+            running = expires is not None and expires > self._dialect.clock(connection)
+            return (row.holder if running else None), int(row.epoch)
+
+    def release_dead_claims(self, active: str | None = None) -> int:
         """Release the claims of owners that are not live replicas of this controller (killed,
         partitioned, or from before the registry), so that their rows are delivered by the
-        others; and remove dead replicas from the registry. Returns how many rows were
-        released. Live owners keep theirs: a catch-up beside the daemon must not re-send the
-        daemon's rows in flight."""
+        others; with ``active`` (a daemon that just took the lease), also those of every other
+        daemon: a former active replica's rows in flight are the new one's to send (at worst
+        twice). Dead replicas leave the registry. Returns how many rows were released. Live
+        one-off runs keep theirs: a catch-up beside the daemon must not re-send its rows."""
         with self._write() as connection:
             replicas = self._replicas(connection)
-            live = {r.id for r in replicas if r.alive}
+            keep = {
+                r.id
+                for r in replicas
+                if r.alive and (active is None or r.id == active or r.kind != "daemon")
+            }
             dead = [r.id for r in replicas if not r.alive]
             if dead:
                 connection.execute(delete(ReplicaRow).where(ReplicaRow.id.in_(dead)))
@@ -197,7 +246,7 @@ class Replicas(LedgerBase):
                 )
                 .distinct()
             ).scalars()
-            gone = [o for o in owners if o is not None and replica_of(o) not in live]
+            gone = [o for o in owners if o is not None and replica_of(o) not in keep]
             if not gone:
                 return 0
             result = connection.execute(

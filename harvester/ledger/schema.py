@@ -136,6 +136,20 @@ class NoteRow(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class LeaseRow(Base):
+    """Which replica of a controller is the active one (CONTRACT §7): taken when expired, renewed
+    by its holder; ``epoch`` grows at every takeover, and every write that matters checks it."""
+
+    __tablename__ = "leases"
+    __table_args__ = (PrimaryKeyConstraint("controller", name="pk_leases"),)
+
+    controller: Mapped[str] = mapped_column(String(255))
+    holder: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    epoch: Mapped[int] = mapped_column(Integer, server_default="0")
+    # On the database's clock: replicas on hosts whose clocks disagree agree on it.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class CycleRow(Base):
     __tablename__ = "cycles"
 
@@ -161,7 +175,7 @@ class ReplicaRow(Base):
     # A uuid per process: host:pid is 1 in every container.
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     controller: Mapped[str] = mapped_column(String(255))
-    # "daemon" replicas split the jobs; "once" and "catch-up" runs collect what they are asked.
+    # "daemon" replicas elect one active among them; "once" and "catch-up" runs work beside it.
     kind: Mapped[str] = mapped_column(String(16))
     host: Mapped[str] = mapped_column(String(255))
     pid: Mapped[int] = mapped_column(Integer)

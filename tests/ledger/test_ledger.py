@@ -10,8 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from harvester.attempt import Attempt
-from harvester.errors import LedgerError, LedgerUnavailable
-from harvester.ledger import Base, Ledger, NewBuild
+from harvester.errors import LedgerError, LedgerUnavailable, NotActive
+from harvester.ledger import Base, Fence, Ledger, NewBuild
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -234,15 +234,75 @@ def test_claims_of_replicas_that_stopped_heartbeating_are_released(ledger: Ledge
     ledger.claim_due(NOW, 1, "host:123:abc")  # an owner from before the registry
     time.sleep(0.2)
     assert [r.alive for r in ledger.replicas()] == [True, False]
-    assert ledger.live_daemons() == ["live"]
     assert ledger.claim_due(NOW, 10, "live/b")[0].number == 5  # the others are still claimed
     assert ledger.release_dead_claims() == 3
     assert sorted(e.number for e in ledger.claim_due(NOW, 10, "live/b")) == [1, 2, 4]
     assert [r.id for r in ledger.replicas()] == ["live"]  # the dead one left the registry
     ledger.heartbeat("dead", "daemon", 60)  # it was only partitioned: back again
-    assert sorted(ledger.live_daemons()) == ["dead", "live"]
-    ledger.deregister("dead")
-    assert ledger.live_daemons() == ["live"]
+    assert sorted(r.id for r in ledger.replicas() if r.alive) == ["dead", "live"]
+
+
+def test_a_new_active_replica_takes_the_claims_of_other_daemons_not_of_one_off_runs(
+    ledger: Ledger,
+) -> None:
+    ledger.add_pending([build("j", n) for n in range(1, 4)], now=NOW)
+    for replica, kind in (("old", "daemon"), ("new", "daemon"), ("catch", "catch-up")):
+        ledger.register(replica, kind, 60)
+    ledger.claim_due(NOW, 1, "old/a")
+    ledger.claim_due(NOW, 1, "catch/a")
+    assert ledger.release_dead_claims() == 0  # every owner is alive
+    assert ledger.release_dead_claims(active="new") == 1  # the former active one's, only
+    assert [e.number for e in ledger.claim_due(NOW, 10, "new/a")] == [1, 3]  # not 2
+
+
+def test_the_lease_has_one_holder_and_a_new_epoch_at_every_takeover(ledger: Ledger) -> None:
+    ttl = timedelta(seconds=30)
+    assert ledger.acquire_lease("a", ttl) == 1
+    assert ledger.acquire_lease("b", ttl) is None  # a's runs
+    assert ledger.renew_lease("a", 1, ttl)
+    assert not ledger.renew_lease("b", 1, ttl) and not ledger.renew_lease("a", 2, ttl)
+    assert ledger.lease_holder() == ("a", 1)
+    ledger.release_lease("a", 1)  # a clean stop: b need not wait for the expiry
+    assert ledger.lease_holder() == (None, 1)
+    assert not ledger.renew_lease("a", 1, ttl)  # expired: taken again only at a new epoch
+    assert ledger.acquire_lease("b", ttl) == 2
+    assert ledger.acquire_lease("a", timedelta(seconds=0.05)) is None
+    assert ledger.renew_lease("b", 2, timedelta(seconds=0.05))
+    time.sleep(0.2)
+    assert ledger.acquire_lease("a", ttl) == 3  # b's lease ran out
+
+
+def test_writes_under_a_fence_are_refused_once_another_replica_holds_the_lease(
+    ledger_url: str,
+) -> None:
+    ttl = timedelta(seconds=30)
+    old, new, catch_up = (Ledger.open(ledger_url, controller="ci") for _ in range(3))
+    epoch = old.acquire_lease("old", ttl)
+    assert epoch is not None
+    old.fence = Fence("old", epoch)
+    old.add_pending([build("j", 1), build("j", 2)], now=NOW, cursor=("j", 2))
+    claimed = old.claim_due(NOW, 1, "old/a")
+    old.release_lease("old", epoch)
+    assert new.acquire_lease("new", ttl) == epoch + 1
+    # Woken from SIGSTOP: nothing it writes that matters goes through any more.
+    with pytest.raises(NotActive):
+        old.add_pending([build("j", 3)], now=NOW, cursor=("j", 3))
+    with pytest.raises(NotActive):
+        old.claim_due(NOW, 1, "old/a")
+    with pytest.raises(NotActive):
+        old.record_attempt(
+            claimed[0].id, Attempt("sent", 202, None, 1), now=NOW, max_attempts=3, owner="old/a"
+        )
+    with pytest.raises(NotActive):
+        old.restart_job("j")
+    assert new.cursors() == {"j": 2} and new.entry("j", 3) is None
+    # A standby (epoch 0) is refused too; a one-off run (no fence) is not.
+    new.fence = Fence("standby", 0)
+    with pytest.raises(NotActive):
+        new.claim_due(NOW, 1, "x/a")
+    assert [e.number for e in catch_up.claim_due(NOW, 10, "catch/a")] == [2]
+    for ledger in (old, new, catch_up):
+        ledger.close()
 
 
 def test_controllers_never_see_each_other_s_rows(ledger_url: str) -> None:
@@ -402,26 +462,6 @@ def test_the_claim_query_walks_its_index_and_never_sorts(ledger: Ledger, ledger_
     engine.dispose()
     text = " ".join(str(step[-1]) for step in plan)
     assert "COVERING INDEX ix_builds_claim" in text and "TEMP B-TREE" not in text
-
-
-def test_a_job_is_leased_to_one_replica_at_a_time(ledger_url: str) -> None:
-    one = Ledger.open(ledger_url, controller="ci")
-    two = Ledger.open(ledger_url, controller="ci")
-    other = Ledger.open(ledger_url, controller="elsewhere")
-    one.add_pending([], now=NOW, cursor=("app", 4), hold=[("app", 2)])
-    assert two.job_state("app") == (4, {2}) and two.job_state("nope") == (None, set())
-    with one.job_lease("app") as leased:
-        assert leased
-        with two.job_lease("app") as again, other.job_lease("app") as elsewhere:
-            # SQLite has one daemon, so no lease is ever refused there.
-            assert again is ledger_url.startswith("sqlite")
-            assert elsewhere  # another controller's job of the same name
-        with two.job_lease("other-job") as different:
-            assert different
-    with two.job_lease("app") as after:
-        assert after  # released at the end of the block
-    for ledger in (one, two, other):
-        ledger.close()
 
 
 def test_leases_are_on_the_database_clock(ledger: Ledger) -> None:

@@ -1,6 +1,6 @@
-"""Scale-out on one PostgreSQL ledger (CONTRACT §5, §7), with several real harvester processes:
-controllers whose job names collide, processes migrating an empty database at once, replicas that
-split the work, and the failover of a replica killed with SIGKILL."""
+"""Several processes on one ledger (CONTRACT §5, §7), real harvester processes: controllers whose
+job names collide, processes migrating an empty database at once, a second daemon on one SQLite
+ledger, a catch-up beside a daemon. Replicas of one controller: test_replicas.py."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harvester.demo import PIPELINE, Receiver, Reply, SimBuild, SimStage, Simulator
+from harvester.demo import PIPELINE, Receiver, SimBuild, SimStage, Simulator
 from harvester.ledger import Ledger
 from tests.helpers import GUID, config_dict, controller_of, now_ms, spawn, wait_for
 from tests.pgserver import create_database
@@ -166,116 +166,6 @@ def test_a_second_daemon_on_one_sqlite_ledger_is_refused(tmp_path: Path) -> None
         assert again.poll() is None, again.communicate()
         again.send_signal(signal.SIGTERM)
         assert finish(again, timeout=15)[0] == 0
-
-
-def _replica_scenario(
-    tmp_path: Path, url: str, replicas: int, *, jobs: int = 48, builds: int = 5
-) -> tuple[Counter[tuple[str, int]], Counter[str]]:
-    """``replicas`` daemons of one controller against one simulator: a backlog, then new builds
-    while they run. Returns the builds received and the Jenkins requests made."""
-    start = now_ms() - 3_600_000
-    with (
-        Simulator() as sim,
-        Receiver(token="sei-secret-token", instances={GUID}) as receiver,
-    ):
-        for j in range(jobs):
-            kind = PIPELINE if j % 2 else "freestyle"
-            job = sim.add(f"team-{j % 3}/job-{j}", kind)
-            job.builds = [
-                SimBuild(n, start + n * 1000, stages=[SimStage("Build")] if j % 2 else None)
-                for n in range(1, builds + 1)
-            ]
-        config = config_for(
-            tmp_path / f"r{replicas}.yaml",
-            sim,
-            receiver,
-            url,
-            # More collecting threads than a pool of 10 (+10) serves: each may hold a job lease.
-            jenkins={"name": "shared", "max_concurrency": 12},
-            harvest={"interval_seconds": 1, "since": "7d"},
-        )
-        procs = [spawn(config, "run") for _ in range(replicas)]
-        try:
-            total = jobs * builds
-            assert wait_for(lambda: len(set(receiver.accepted_keys())) >= total, timeout=60)
-            for j in range(0, jobs, 3):  # new builds while they run
-                job = sim.job(f"team-{j % 3}/job-{j}")
-                job.builds.append(
-                    SimBuild(builds + 1, now_ms(), stages=[SimStage("Build")] if j % 2 else None)
-                )
-                total += 1
-            assert wait_for(lambda: len(set(receiver.accepted_keys())) >= total, timeout=60)
-            time.sleep(2.5)  # a few idle cycles too
-        finally:
-            for proc in procs:
-                proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                code, output = finish(proc, timeout=20)
-                assert code == 0, output
-        return Counter(receiver.accepted_keys()), Counter(sim.counts)
-
-
-def test_two_replicas_share_the_work_exactly_once(tmp_path: Path, postgres_base: str) -> None:
-    alone, alone_requests = _replica_scenario(tmp_path, new_database(postgres_base), 1)
-    shared, shared_requests = _replica_scenario(tmp_path, new_database(postgres_base), 2)
-    assert set(shared) == set(alone)
-    assert max(shared.values()) == 1  # exactly once
-    # Each job collected by one replica per cycle, and one discovery per interval between them.
-    assert sum(shared_requests.values()) <= 1.05 * sum(alone_requests.values()), (
-        shared_requests,
-        alone_requests,
-    )
-
-
-@pytest.mark.parametrize(
-    "how",
-    [
-        pytest.param(signal.SIGKILL, id="killed"),  # gone on this host: seen dead at once
-        pytest.param(signal.SIGSTOP, id="partitioned"),  # still there: 3 intervals, no heartbeat
-    ],
-)
-def test_a_replica_killed_mid_delivery_is_taken_over(
-    tmp_path: Path, postgres_base: str, how: signal.Signals
-) -> None:
-    url = new_database(postgres_base)
-    start = now_ms() - 3_600_000
-    with (
-        Simulator() as sim,
-        Receiver(token="sei-secret-token", instances={GUID}) as receiver,
-    ):
-        receiver.default = Reply(202, delay_seconds=0.05)
-        for j in range(6):
-            sim.add(f"job-{j}").builds = [SimBuild(n, start + n * 1000) for n in range(1, 21)]
-        interval = 1.0
-        config = config_for(
-            tmp_path / "c.yaml",
-            sim,
-            receiver,
-            url,
-            jenkins={"name": "shared"},
-            sei={"max_concurrency": 2},
-            harvest={"interval_seconds": interval, "since": "7d"},
-        )
-        victim = spawn(config, "run")
-        assert wait_for(lambda: len(receiver.received) >= 10)
-        survivor = spawn(config, "run")
-        time.sleep(0.5)
-        victim.send_signal(how)
-        killed_at = time.monotonic()
-        try:
-            assert wait_for(lambda: len(set(receiver.accepted_keys())) >= 120, timeout=60)
-            took = time.monotonic() - killed_at
-        finally:
-            victim.kill()
-            victim.wait(timeout=10)
-            survivor.send_signal(signal.SIGTERM)
-            code, output = finish(survivor, timeout=20)
-        assert code == 0, output
-        keys = Counter(receiver.accepted_keys())
-    assert set(keys) == {(f"job-{j}", n) for j in range(6) for n in range(1, 21)}
-    assert sum(c - 1 for c in keys.values()) <= 2  # only the POSTs in flight at the kill
-    # Dead after 3 intervals without a heartbeat, taken over at the survivor's next cycle.
-    assert took <= 3 * interval + 2 * interval + 5, took
 
 
 def test_catch_up_beside_a_daemon_with_a_throttling_receiver_sends_each_build_once(
