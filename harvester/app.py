@@ -12,9 +12,9 @@ from harvester.collect.collector import Collector
 from harvester.config import DEFAULT_RESULT_MAP, LedgerSettings, Settings
 from harvester.cycle import Clock, Harvester
 from harvester.daemon.metrics import Metrics
-from harvester.errors import HarvesterError
 from harvester.delivery.deliverer import Deliverer
 from harvester.delivery.gate import DeliveryGate
+from harvester.errors import HarvesterError
 from harvester.jenkins.client import JenkinsClient
 from harvester.ledger import Ledger
 from harvester.replica import Membership
