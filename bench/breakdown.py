@@ -22,7 +22,7 @@ from typing import Any
 PARTS: list[tuple[str, str, str]] = [
     # Each: the part as printed, its module, and the method whose CPU is charged to it.
     (
-        "Jenkins GET (python-jenkins over http.client)",
+        "Jenkins GET (python-jenkins on requests)",
         "harvester.jenkins.client",
         "JenkinsClient._send",
     ),
@@ -39,10 +39,7 @@ PARTS: list[tuple[str, str, str]] = [
     ("ledger writes while collecting", "harvester.ledger.store", "Ledger.add_pending"),
     ("ledger reads while collecting", "harvester.ledger.store", "Ledger.known"),
     ("claiming rows", "harvester.ledger.store", "Ledger.claim_due"),
-    # A worker's part in the group commit (queueing, waking); the transactions it leads are
-    # the next part, whose calls per build say how many builds share one.
-    ("recording a delivery: group commit", "harvester.delivery.recorder", "GroupRecorder.record"),
-    ("recording a delivery: the transaction", "harvester.ledger.store", "Ledger.record_attempts"),
+    ("recording a delivery (one transaction)", "harvester.ledger.store", "Ledger.record_attempt"),
     ("webhook POST (httpx)", "harvester.sei.webhook", "WebhookClient.post_once"),
     ("retry wrapper (stamina) around the POST", "harvester.sei.webhook", "WebhookClient.deliver"),
     ("send-time envelope", "harvester.sei.envelope", "Envelope.__call__"),

@@ -1,8 +1,10 @@
-"""Replicas on one PostgreSQL ledger (issue 13): one daemon, then two, side by side on the same
-instance shape, from first start (the history: a catch-up by the daemons' first cycles) through a
-few idle cycles; then the failover of a replica killed with SIGKILL mid-way.
+"""Replicas on one PostgreSQL ledger (issues 13, 21): one daemon, then two (one active, one
+standby), side by side on the same instance shape, from first start (the history: a catch-up by the
+daemons' first cycles) through a few idle cycles; then the failover of the active replica
+half-way through the history: SIGKILL, SIGSTOP, and its database connection cut (a partition).
 
-The PostgreSQL server is the tests' own throw-away one (tests/pgserver.py), started here."""
+The PostgreSQL server is the tests' own throw-away one (tests/pgserver.py), started here, and so is
+the loopback proxy that cuts one replica off (tests/helpers.py)."""
 
 from __future__ import annotations
 
@@ -18,17 +20,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.helpers import TcpProxy
 from tests.pgserver import create_database, postgres_server
 
 
 @contextmanager
 def daemons(
-    config: dict[str, Any], count: int, tmp: str
+    config: dict[str, Any] | list[dict[str, Any]], count: int, tmp: str
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
-    path = Path(tmp, "config.json")
-    path.write_text(json.dumps(config))
+    """``count`` daemons, on one config or one each."""
     procs = []
     for n in range(count):
+        path = Path(tmp, f"config{n}.json")
+        path.write_text(json.dumps(config[n] if isinstance(config, list) else config))
         with Path(tmp, f"daemon{n}.log").open("w") as log:
             procs.append(
                 subprocess.Popen(
@@ -78,15 +82,30 @@ def bench_replicas(args: argparse.Namespace) -> None:
                 rows.append((replicas, took, twice, catch_up_requests, requests))
                 del t0
         failovers = []
-        for how in (signal.SIGKILL, signal.SIGSTOP):
+        for how in ("SIGKILL", "SIGSTOP", "partition"):
             with instance(shape) as inst, tempfile.TemporaryDirectory() as tmp:
-                config = _config(inst, tmp, create_database(base, f"failover{how.value}"), args)
-                with daemons(config, 2, tmp) as procs:
+                url = create_database(base, f"failover_{how.lower()}")
+                server, _, name = url.rpartition("/")
+                host, _, port = server.rpartition(":")
+                proxies = [TcpProxy(int(port)) for _ in range(2)]
+                configs = [_config(inst, tmp, f"{host}:{p.port}/{name}", args) for p in proxies]
+                with daemons(configs, 2, tmp) as procs:
                     while len(inst.ask("accepted")) < total // 2:
                         time.sleep(0.1)
-                    procs[0].send_signal(how)
-                    failovers.append((how, *wait_delivered(inst, total, 900)))
-                    procs[0].kill()
+                    active = _active(url, procs)
+                    at = time.time()
+                    if how == "partition":
+                        proxies[active].cut()
+                    else:
+                        procs[active].send_signal(getattr(signal, how))
+                    _, twice = wait_delivered(inst, total, 900)
+                    times = sorted(when for _, _, when in inst.ask("accepted"))
+                    before = max(t for t in times if t <= at)
+                    after = min(t for t in times if t > at)
+                    failovers.append((how, after - before, twice))
+                    procs[active].kill()
+                for proxy in proxies:
+                    proxy.close()
     print(f"machine: {machine()}")
     print(
         f"replicas: {args.jobs} jobs x {args.builds} builds, {args.stages} stages x {args.steps} "
@@ -102,15 +121,24 @@ def bench_replicas(args: argparse.Namespace) -> None:
             f"{requests} with {args.idle_cycles} idle cycles ({requests / one[4]:.3f} x)"
         )
     for how, failover, twice in failovers:
-        what = (
-            "SIGKILL (seen dead at once: same host)"
-            if how == signal.SIGKILL
-            else "SIGSTOP (a partition: dead after 3 intervals without a heartbeat)"
-        )
         print(
-            f"  failover, {what} of one of 2 replicas half-way: the last build delivered "
-            f"{failover:.1f} s later ({failover / args.interval:.1f} intervals), {twice} sent twice"
+            f"  failover, {how} of the active replica half-way through the history: from the "
+            f"last build it delivered to the first the new one delivered {failover:.1f} s "
+            f"({failover / args.interval:.2f} intervals), {twice} sent twice"
         )
+
+
+def _active(url: str, procs: list[subprocess.Popen[bytes]]) -> int:
+    """Which of ``procs`` holds the lease (the active replica)."""
+    from harvester.ledger import Ledger  # noqa: PLC0415
+
+    ledger = Ledger.open(url, controller="bench", migrate=False)
+    try:
+        holder, _ = ledger.lease_holder()
+        pid = {r.id: r.pid for r in ledger.replicas()}[holder or ""]
+    finally:
+        ledger.close()
+    return next(n for n, proc in enumerate(procs) if proc.pid == pid)
 
 
 def _config(inst: Any, tmp: str, url: str, args: argparse.Namespace) -> dict[str, Any]:

@@ -6,6 +6,7 @@ a **separate process**, so the figures for the harvester (CPU, peak RSS) are its
     python bench/run.py daemon     # issue 4: latency of builds finishing while `harvester run` runs
     python bench/run.py throttled  # issue 10: catch-up against a receiver limited to 100 POSTs / 3 s
     python bench/run.py held       # issue 11: requests per cycle with a build running on every job
+    python bench/run.py discovery  # issue 20: idle cycles against a controller of 20,000 jobs
 
 ``catch-up`` defaults to the issue's instance: 500 jobs in folders and multibranch projects x 20
 builds, 5 stages x 4 steps, 20 ms per Jenkins request, jenkins.max_concurrency 8.
@@ -28,7 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
@@ -86,30 +87,51 @@ def sim_build(number: int, start: int, shape: Shape, *, in_progress: bool = Fals
     )
 
 
+def add_job(sim: Simulator, branch_of: str | None, path: str, number: int) -> tuple[SimJob, str]:
+    """A Pipeline job at ``path``, or (``branch_of`` a multibranch project's path) a branch of
+    that project, created on first use. Returns the job and its full name."""
+    if branch_of is None:
+        return sim.add(path, PIPELINE), path
+    try:
+        project = sim.job(branch_of)
+    except KeyError:
+        project = sim.add(branch_of, MULTIBRANCH)
+    job = SimJob(branch_job_name(f"feature/b{number}"), PIPELINE)
+    project.children.append(job)
+    return job, f"{branch_of}/{job.name}"
+
+
 def build_instance(sim: Simulator, shape: Shape) -> list[str]:
     """Jobs in nested folders, every fifth one a branch of a multibranch project. Returns the jobs'
     full names."""
     now = to_epoch_ms(datetime.now(tz=UTC))
     names = []
     for j in range(shape.jobs):
-        if j % 5 == 4:
-            path = f"org{j % 7}/mbp{j % 11}"
-            try:
-                project = sim.job(path)
-            except KeyError:
-                project = sim.add(path, MULTIBRANCH)
-            job = SimJob(branch_job_name(f"feature/b{j}"), PIPELINE)
-            project.children.append(job)
-            names.append(f"{path}/{job.name}")
-        else:
-            names.append(f"org{j % 7}/team{j % 13}/sub{j % 3}/job{j}")
-            job = sim.add(names[-1], PIPELINE)
+        branch_of = f"org{j % 7}/mbp{j % 11}" if j % 5 == 4 else None
+        job, name = add_job(sim, branch_of, f"org{j % 7}/team{j % 13}/sub{j % 3}/job{j}", j)
+        names.append(name)
         for n in range(1, shape.builds + 1):
             job.builds.append(sim_build(n, now - (shape.builds - n + 1) * 3_600_000, shape))
     return names
 
 
-def serve(conn: Connection, shape: Shape, limit: tuple[int, float] | None) -> None:
+def build_large_controller(sim: Simulator, shape: Shape) -> list[str]:
+    """``shape.jobs`` jobs in 200 top-level folders; in each folder a fifth of its jobs are the
+    branches of one multibranch project. One finished build each, a month old."""
+    started = to_epoch_ms(datetime.now(tz=UTC)) - 30 * 86_400_000
+    names = []
+    per_folder = max(shape.jobs // 200, 1)
+    for j in range(shape.jobs):
+        folder = f"folder{j // per_folder}"
+        job, name = add_job(sim, f"{folder}/mbp" if j % 5 == 4 else None, f"{folder}/job{j}", j)
+        names.append(name)
+        job.builds.append(sim_build(1, started, shape))
+    return names
+
+
+def serve(
+    conn: Connection, shape: Shape, limit: tuple[int, float] | None, large: bool = False
+) -> None:
     """The child process: serve the instance and answer the parent's commands until "stop"."""
     from harvester.demo import Receiver  # noqa: PLC0415
 
@@ -118,7 +140,7 @@ def serve(conn: Connection, shape: Shape, limit: tuple[int, float] | None) -> No
         Receiver(limit=limit) as receiver,
     ):
         sim.record_paths = False
-        names = build_instance(sim, shape)
+        names = build_large_controller(sim, shape) if large else build_instance(sim, shape)
         conn.send(
             {
                 "jenkins": sim.url,
@@ -207,11 +229,14 @@ class Instance:
 
 
 @contextmanager
-def instance(shape: Shape, limit: tuple[int, float] | None = None) -> Iterator[Instance]:
-    """The instance in a child process; ``limit``: the receiver's (POSTs, seconds) window."""
+def instance(
+    shape: Shape, limit: tuple[int, float] | None = None, *, large: bool = False
+) -> Iterator[Instance]:
+    """The instance in a child process; ``limit``: the receiver's (POSTs, seconds) window;
+    ``large``: a controller of 200 folders (build_large_controller)."""
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
-    process = context.Process(target=serve, args=(child, shape, limit), daemon=True)
+    process = context.Process(target=serve, args=(child, shape, limit, large), daemon=True)
     process.start()
     try:
         yield Instance(parent, parent.recv())
@@ -234,15 +259,6 @@ def machine() -> str:
     )
 
 
-def one_cpu(args: argparse.Namespace) -> AbstractContextManager[Any]:
-    """This process's threads on one CPU, as ``harvester run`` and ``catch-up`` keep theirs
-    (harvest.single_cpu; ``--spread``: not). Only around the harvester working in this process:
-    a child started meanwhile (the instance, a ``harvester run``) would inherit the one CPU."""
-    from harvester.util.affinity import OneCpu  # noqa: PLC0415
-
-    return OneCpu(not args.spread)
-
-
 def timed_catch_up(
     harvester: Any,
     args: argparse.Namespace,
@@ -251,22 +267,21 @@ def timed_catch_up(
     deliverer: Any = None,
     leave_cursors: bool = False,
 ) -> tuple[Any, float, float]:
-    """A catch-up of the generated history (the last 365 days) on one CPU unless ``--spread``:
-    its result, wall seconds and CPU seconds."""
+    """A catch-up of the generated history (the last 365 days): its result, wall seconds and CPU
+    seconds."""
     from harvester.catchup import LogProgress, catch_up  # noqa: PLC0415
 
-    with one_cpu(args):
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        result = catch_up(
-            harvester.collector(),
-            deliverer or harvester.deliverer(),
-            since=now - timedelta(days=365),
-            until=now,
-            job_globs=[],
-            progress=LogProgress(3600),
-            leave_cursors=leave_cursors,
-        )
-        return result, time.perf_counter() - wall0, time.process_time() - cpu0
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    result = catch_up(
+        harvester.collector(),
+        deliverer or harvester.deliverer(),
+        since=now - timedelta(days=365),
+        until=now,
+        job_globs=[],
+        progress=LogProgress(3600),
+        leave_cursors=leave_cursors,
+    )
+    return result, time.perf_counter() - wall0, time.process_time() - cpu0
 
 
 # -- catch-up (issue 5) ------------------------------------------------------------------------
@@ -278,7 +293,8 @@ def bench_catch_up(args: argparse.Namespace) -> None:
     from harvester.util.timeparse import resolve_when  # noqa: PLC0415
 
     shape = Shape(args.jobs, args.builds, args.stages, args.steps, args.latency_ms)
-    with instance(shape) as inst, tempfile.TemporaryDirectory() as tmp:
+    limit = (args.limit, args.window) if args.limit else None
+    with instance(shape, limit) as inst, tempfile.TemporaryDirectory() as tmp:
         settings = settings_from_mapping(
             inst.config(
                 tmp,
@@ -319,12 +335,20 @@ def bench_catch_up(args: argparse.Namespace) -> None:
             + (f"ratio {wall / bound:.2f}" if bound > 0 else "no ratio (0 ms latency)")
         )
         print(f"  deliveries/s over the run {result.delivery.delivered / wall:.0f}")
-        recorder = deliverer.recorder
+        if args.rpm:
+            paced = result.delivery.delivered / args.rpm * 60
+            print(
+                f"  pacing bound ({args.rpm:g} POSTs/min) {paced:.1f} s; wall {wall / paced:.3f} x it"
+            )
+        if limit is not None:
+            print(
+                f"  receiver allows {args.limit} POSTs per {args.window:g} s: "
+                f"{inst.ask('throttled')} answered 429"
+            )
         print(
-            f"  outcomes recorded {recorder.records} in {recorder.transactions} transactions "
-            f"({recorder.records / max(recorder.transactions, 1):.2f} per transaction)"
+            f"  CPU {cpu:.1f} s = {cpu * 1000 / max(collected, 1):.2f} ms/build "
+            f"= {100 * cpu / wall:.1f} % of one core over the run"
         )
-        print(f"  CPU {cpu:.1f} s = {cpu * 1000 / max(collected, 1):.2f} ms/build")
         print(f"  peak RSS {rss:.0f} MB (before the catch-up {rss_before:.0f} MB)")
 
         # right after the catch-up: it left each job a cursor, so nothing is listed again
@@ -364,6 +388,76 @@ def bench_catch_up(args: argparse.Namespace) -> None:
         )
 
 
+# -- a large controller's idle cycle (issue 20) ----------------------------------------------------
+
+
+def bench_discovery(args: argparse.Namespace) -> None:
+    """An idle cycle against a controller of ``--jobs`` jobs in 200 folders (multibranch projects
+    among them): the discovery answer's size and time to serve, and the harvester's CPU and peak
+    RSS for a cycle that finds nothing new (every job already has its cursor)."""
+    import base64  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    from harvester.app import build_harvester, close_harvester  # noqa: PLC0415
+    from harvester.config import settings_from_mapping  # noqa: PLC0415
+    from harvester.jenkins.discovery import discovery_tree  # noqa: PLC0415
+
+    shape = Shape(args.jobs, 1, 0, 0, 0)
+    with instance(shape, large=True) as inst, tempfile.TemporaryDirectory() as tmp:
+        request = urllib.request.Request(
+            f"{inst.jenkins_url}api/json?tree={discovery_tree()}",
+            headers={
+                "Authorization": "Basic "
+                + base64.b64encode(f"{inst.username}:{inst.token}".encode()).decode()
+            },
+        )
+        served = []
+        for _ in range(3):
+            wall0 = time.perf_counter()
+            with urllib.request.urlopen(request, timeout=300) as answer:
+                size = len(answer.read())
+            served.append(time.perf_counter() - wall0)
+        settings = settings_from_mapping(inst.config(tmp))
+        harvester = build_harvester(settings, threading.Event())
+        since = datetime.now(tz=UTC) - timedelta(days=7)  # the builds are a month old
+        inst.ask("reset")
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        first = harvester.collector().collect(since)
+        first_cpu, first_wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        first_requests = sum(inst.counts().values())
+        idle = []
+        for _ in range(3):
+            inst.ask("reset")
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            report = harvester.collector().collect(since)
+            idle.append(
+                (
+                    time.process_time() - cpu0,
+                    time.perf_counter() - wall0,
+                    sum(inst.counts().values()),
+                    report.builds_collected,
+                )
+            )
+        rss = peak_rss_mb()
+        close_harvester(harvester)
+    print(f"machine: {machine()}")
+    print(f"discovery: {len(inst.jobs)} jobs in 200 folders, a fifth of them multibranch branches")
+    print(
+        f"  the discovery answer: {size / 1e6:.1f} MB, served in "
+        f"{min(served):.2f}-{max(served):.2f} s (simulator on loopback, 3 reads)"
+    )
+    print(
+        f"  first cycle (every job new): {first.builds_collected} collected, {first_requests} "
+        f"requests, CPU {first_cpu:.1f} s, wall {first_wall:.1f} s"
+    )
+    for cpu, wall, requests, collected in idle:
+        print(
+            f"  idle cycle: {requests} request(s), {collected} collected, CPU {cpu:.2f} s, "
+            f"wall {wall:.2f} s"
+        )
+    print(f"  peak RSS of the harvester {rss:.0f} MB")
+
+
 # -- deliveries/s (issue 4) --------------------------------------------------------------------
 
 
@@ -382,10 +476,9 @@ def bench_deliver(args: argparse.Namespace) -> None:
         )
         harvester = build_harvester(settings, threading.Event())
         collected = harvester.collector().collect(datetime.now(tz=UTC) - timedelta(days=365))
-        with one_cpu(args):
-            cpu0, wall0 = time.process_time(), time.perf_counter()
-            report = harvester.deliverer().deliver_due()
-            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        report = harvester.deliverer().deliver_due()
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         close_harvester(harvester)
         received = len(inst.ask("accepted"))
     print(f"machine: {machine()}")
@@ -619,10 +712,6 @@ def _bench_replicas(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    # As the `harvester` command does first (harvester.util.memory): fewer malloc arenas.
-    from harvester.util.memory import limit_malloc_arenas  # noqa: PLC0415
-
-    limit_malloc_arenas()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="mode", required=True)
 
@@ -644,6 +733,10 @@ def main() -> None:
     catch.add_argument("--sei-concurrency", type=int, default=4, help="sei.max_concurrency")
     catch.add_argument("--no-baseline", action="store_true")
     catch.add_argument("--rpm", type=float, default=0, help="sei.max_requests_per_minute (0: off)")
+    catch.add_argument(
+        "--limit", type=int, default=0, help="the receiver's POSTs per window (0: none)"
+    )
+    catch.add_argument("--window", type=float, default=60.0, help="the receiver's window (s)")
     deliver = mode("deliver", "deliveries/s of pending rows", jobs=100, builds=20)
     deliver.add_argument("--sei-concurrency", type=int, default=4)
     deliver.add_argument("--rpm", type=float, default=0, help="sei.max_requests_per_minute")
@@ -674,17 +767,13 @@ def main() -> None:
     governor.add_argument("--latency-ms", type=float, default=20)
     governor.add_argument("--capacity", type=int, default=4, help="requests served at full speed")
     governor.add_argument("--concurrency", type=int, default=16, help="jenkins.max_concurrency")
+    mode("discovery", "idle cycles against a controller of 20,000 jobs", jobs=20_000, builds=None)
     breakdown = mode(
         "breakdown", "CPU per build by part, in the real catch-up", jobs=500, builds=20
     )
     breakdown.add_argument("--latency-ms", type=float, default=20)
     breakdown.add_argument("--concurrency", type=int, default=8, help="jenkins.max_concurrency")
     breakdown.add_argument("--sei-concurrency", type=int, default=4, help="sei.max_concurrency")
-    parser.add_argument(
-        "--spread",
-        action="store_true",
-        help="let the OS spread the harvester's threads over the CPUs (harvest.single_cpu false)",
-    )
     args = parser.parse_args()
     modes = {
         "catch-up": bench_catch_up,
@@ -695,6 +784,7 @@ def main() -> None:
         "replicas": _bench_replicas,
         "governor": bench_governor,
         "breakdown": _bench_breakdown,
+        "discovery": bench_discovery,
     }
     modes[args.mode](args)
 
