@@ -283,24 +283,22 @@ class JenkinsClient:
         except requests.TooManyRedirects as exc:
             status = _status_of(exc)
             raise _redirect(job, shown, status) from None
-        except _TooLarge as exc:
+        except (_TooLarge, requests.exceptions.ContentDecodingError) as exc:
+            large = isinstance(exc, _TooLarge)
             raise JenkinsMalformedResponse(
-                f"Jenkins' answer is too large to read ({exc})",
+                f"Jenkins' answer is too large to read ({exc})"
+                if large
+                else "Jenkins answered with a body that cannot be decompressed",
                 job=job,
                 build=build,
                 url=shown,
-                status=status,
-                hint="retried next cycle; raise jenkins.max_response_mib if the answer is "
-                "legitimate, or list the job in jenkins.exclude",
-            ) from None
-        except requests.exceptions.ContentDecodingError:
-            raise JenkinsMalformedResponse(
-                "Jenkins answered with a body that cannot be decompressed",
-                job=job,
-                build=build,
-                url=shown,
-                status=status,
-                hint="a proxy in front of Jenkins mangling answers? retried next cycle",
+                hint="retried next cycle; "
+                + (
+                    "raise jenkins.max_response_mib if the answer is legitimate, or list the "
+                    "job in jenkins.exclude"
+                    if large
+                    else "is a proxy in front of Jenkins mangling answers?"
+                ),
             ) from None
         except requests.exceptions.ChunkedEncodingError:
             raise JenkinsTransientError(
@@ -456,6 +454,11 @@ class JenkinsClient:
         response = self._send(
             f"{names.job_path(job)}{number}/{rest}", kind=kind, job=job, build=number
         )
+        return self._object(response, job, number, kind)
+
+    def _object(
+        self, response: requests.Response, job: str, number: int, kind: str
+    ) -> dict[str, Any]:
         data = self._parsed(response, job, number)
         if not isinstance(data, dict):
             raise JenkinsMalformedResponse(
@@ -478,10 +481,18 @@ class JenkinsClient:
     def pipeline_run(self, job: str, number: int) -> PipelineRun | None:
         """``wfapi/describe?fullStages=true``: every stage with its steps in one request. None when
         wfapi answers 404 (not a Pipeline, or the Pipeline Stage View plugin is not installed)."""
+        path = f"{names.job_path(job)}{number}/wfapi/describe?fullStages=true"
         try:
-            data = self._build_object(job, number, "wfapi/describe?fullStages=true", kind="wfapi")
+            response = self._send(path, kind="wfapi", job=job, build=number)
         except JenkinsNotFound:
             return None
+        try:
+            # Parsed and validated in one pass by pydantic-core (its parser bounds the depth):
+            # this runs for every Pipeline build. What fails is read again below, to say why.
+            return PipelineRun.model_validate_json(response.content)
+        except ValidationError:
+            pass
+        data = self._object(response, job, number, "wfapi")
         try:
             return PipelineRun.model_validate(data)
         except ValidationError:

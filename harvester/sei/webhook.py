@@ -62,32 +62,21 @@ class Answer:
     excerpt: str
 
 
-def _excerpt(response: httpx.Response, deadline: float) -> str:
-    """The first BODY_EXCERPT_BYTES of the decoded body, as text; what cannot be read (bad
-    compression, broken off, too slow) is said in its place."""
-    got = b""
+def _read_some(response: httpx.Response, limit: int, timeout: float, *, decoded: bool) -> bytes:
+    """At most ``limit`` bytes of the body, within ``timeout``: the excerpt a rejection records
+    (``decoded``), or a body nobody needs, read raw so that its connection can be used again
+    (leaving the stream unread closes it instead). What cannot be read is left unread."""
+    got, deadline = b"", time.monotonic() + timeout
     try:
-        for chunk in response.iter_bytes():
+        for chunk in response.iter_bytes() if decoded else response.iter_raw():
             got += chunk
-            if len(got) >= BODY_EXCERPT_BYTES or time.monotonic() > deadline:
+            if len(got) >= limit or time.monotonic() > deadline:
                 break
     except httpx.DecodingError:
-        return "(a body that cannot be decompressed)"
+        return b"(a body that cannot be decompressed)"
     except httpx.TransportError:
-        pass  # what arrived is the excerpt
-    return got[:BODY_EXCERPT_BYTES].decode("utf-8", errors="replace")
-
-
-def _drain(response: httpx.Response, deadline: float) -> None:
-    """Read a body nobody needs, raw (never decompressed), up to DRAIN_BYTES and the deadline."""
-    read = 0
-    try:
-        for chunk in response.iter_raw():
-            read += len(chunk)
-            if read > DRAIN_BYTES or time.monotonic() > deadline:
-                break  # leaving the stream closes the connection instead of reusing it
-    except httpx.TransportError:
-        pass  # the status line and headers said all we need
+        pass  # what arrived is all there is; the status line and headers said the rest
+    return got[:limit]
 
 
 def api_base(url: str) -> str | None:
@@ -157,12 +146,10 @@ class WebhookClient:
         only the excerpt a rejection records is read (decoded), within the timeout; the rest is
         drained up to DRAIN_BYTES so the connection can be used again, or dropped."""
         with self._client.stream(method, url, content=body) as response:
-            excerpt = ""
-            deadline = time.monotonic() + self._timeout
-            if response.status_code >= 400:
-                excerpt = _excerpt(response, deadline)
-            else:
-                _drain(response, deadline)
+            rejected = response.status_code >= 400
+            limit = BODY_EXCERPT_BYTES if rejected else DRAIN_BYTES
+            read = _read_some(response, limit, self._timeout, decoded=rejected)
+            excerpt = read.decode("utf-8", errors="replace") if rejected else ""
             return Answer(response.status_code, response.headers, excerpt)
 
     def _refusal(self, response: Answer) -> Exception | None:

@@ -52,7 +52,10 @@ def configure_logging(level: str, fmt: str) -> None:
     root.setLevel(level.upper())
     # Library chatter (every HTTP request, with library internals) drowns the harvester's own
     # lines, which say the same in a user's words; DEBUG adds our own line per request instead.
-    for noisy in ("httpx", "httpcore", "urllib3", "apscheduler", "alembic"):
+    for noisy in ("httpx", "httpcore", "urllib3", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # A cycle longer than the interval (a backlog) is expected: the next one starts when it ends.
+    # APScheduler would warn at every interval meanwhile that it "skipped" one.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     # stamina logs "stamina.retry_scheduled" with no detail; the deliverer says what failed.
     logging.getLogger("stamina").setLevel(logging.ERROR)
