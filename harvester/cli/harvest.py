@@ -28,7 +28,7 @@ from harvester.config import settings_from_mapping
 from harvester.cycle import Harvester
 from harvester.daemon.scheduler import run_forever
 from harvester.daemon.signals import stop_on_signals
-from harvester.daemon.status import Health, StatusServer
+from harvester.daemon.status import Health, Liveness, StatusServer
 from harvester.demo import Receiver, Simulator, demo_instance
 from harvester.errors import (
     ConfigError,
@@ -60,11 +60,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         replica = harvester.replica
         assert replica is not None  # build_harvester joins every process
         health = Health(config.harvest.interval_seconds, lambda: replica.role)
+        liveness = Liveness()
         replica.listen(lambda active: health.became_active() if active else None)
         server = None
         if config.server.address is not None:
             try:
-                server = StatusServer(config.server.address, harvester.metrics, health).start()
+                server = StatusServer(
+                    config.server.address, harvester.metrics, health, liveness
+                ).start()
             except OSError as exc:
                 raise ConfigError(
                     "server.listen",
@@ -75,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                         else "choose an address of this host"
                     ),
                 ) from None
-            log.info("serving /healthz and /metrics on %s", config.server.listen)
+            log.info("serving /livez, /readyz, /healthz and /metrics on %s", config.server.listen)
 
         def cycle() -> None:
             # A standby waits for the lease here (most of an interval, then the next tick), so
@@ -93,7 +96,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             mask(config.ledger.url),
         )
         try:
-            run_forever(cycle, interval_seconds=config.harvest.interval_seconds, stop=stop)
+            run_forever(
+                cycle,
+                interval_seconds=config.harvest.interval_seconds,
+                stop=stop,
+                alive=liveness.beat,
+            )
         finally:
             if server is not None:
                 server.stop()
@@ -137,6 +145,7 @@ def cmd_catch_up(args: argparse.Namespace) -> int:
         resources.enter_context(stop_on_signals(stop))
         sink = None
         deliverer = None
+        would_send: list[int] = []
         if args.dry_run:
             # It reads the ledger to skip what it holds, but writes nothing: no claims released.
             jenkins = jenkins_client(config)
@@ -149,6 +158,7 @@ def cmd_catch_up(args: argparse.Namespace) -> int:
 
             def sink(payload: Payload) -> None:
                 say(compact_json(payload))  # the body as it would be sent, one per line
+                would_send.append(1)
 
         else:
             harvester = build_harvester(config, stop, "catch-up")
@@ -169,7 +179,10 @@ def cmd_catch_up(args: argparse.Namespace) -> int:
     if stop.is_set():
         complain("interrupted: a re-run sends only what is left")
     if args.dry_run:
-        complain(f"dry run: {result.jobs} job(s) scanned; nothing was written or sent")
+        complain(
+            f"dry run: {result.jobs} job(s) scanned, {len(would_send)} build(s) would be sent "
+            "(printed above, one per line); nothing was written or sent"
+        )
         return ExitCode.WORK_LEFT if collect.job_errors or stop.is_set() else ExitCode.OK
     complain(
         f"catch-up: {result.jobs} job(s), {collect.builds_collected} collected, "

@@ -21,14 +21,39 @@ from harvester.errors import HarvesterError
 log = logging.getLogger(__name__)
 
 
+LIVENESS_SECONDS = 5.0
+"""How often the scheduler proves it still dispatches jobs (``/livez``), whatever a cycle does."""
+
+
 def run_forever(
-    cycle: Callable[[], object], *, interval_seconds: float, stop: threading.Event
+    cycle: Callable[[], object],
+    *,
+    interval_seconds: float,
+    stop: threading.Event,
+    alive: Callable[[], None] | None = None,
 ) -> None:
     """Run ``cycle`` every interval until SIGTERM/SIGINT (or ``stop``); returns after the cycle in
-    flight has finished its current request and committed."""
+    flight has finished its current request and committed. ``alive`` is called every
+    LIVENESS_SECONDS from an executor of its own, so a long cycle (a backlog, an outage) never
+    makes the process look dead."""
     scheduler = BlockingScheduler(
-        timezone=UTC, executors={"default": ThreadPoolExecutor(max_workers=1)}
+        timezone=UTC,
+        executors={
+            "default": ThreadPoolExecutor(max_workers=1),
+            "liveness": ThreadPoolExecutor(max_workers=1),
+        },
     )
+    if alive is not None:
+        scheduler.add_job(
+            alive,
+            "interval",
+            seconds=LIVENESS_SECONDS,
+            next_run_time=datetime.now(tz=UTC),
+            id="liveness",
+            executor="liveness",
+            coalesce=True,
+            misfire_grace_time=int(LIVENESS_SECONDS),
+        )
 
     def guarded() -> None:
         if stop.is_set():

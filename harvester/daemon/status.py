@@ -1,9 +1,12 @@
-"""``/healthz`` and ``/metrics`` on ``server.listen`` (stdlib http.server in a daemon thread)."""
+"""The probes and ``/metrics`` on ``server.listen`` (stdlib http.server in a daemon thread):
+``/livez`` (the process and its scheduler are alive), ``/readyz`` and ``/healthz`` (the health of
+the last cycles)."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
@@ -68,30 +71,62 @@ class Health:
             return reason is None, detail
 
 
+class Liveness:
+    """What /livez reports: 200 while the scheduler dispatches its liveness job (every 5 s),
+    whatever Jenkins or the webhook do. A liveness probe that restarted the pod during a Jenkins
+    maintenance would fix nothing; one that finds the process wedged does."""
+
+    STALE_SECONDS = 30.0
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def beat(self) -> None:
+        self.last = time.monotonic()
+
+    def __call__(self) -> tuple[bool, dict[str, object]]:
+        quiet = time.monotonic() - self.last
+        if quiet > self.STALE_SECONDS:
+            return False, {"status": "dead", "reason": f"the scheduler is silent for {quiet:.0f} s"}
+        return True, {"status": "alive"}
+
+
 class StatusServer(ThreadedServer):
     thread_name = "status-server"
 
-    def __init__(self, address: tuple[str, int], metrics: Metrics, health: HealthCheck) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        metrics: Metrics,
+        health: HealthCheck,
+        liveness: HealthCheck | None = None,
+    ) -> None:
         super().__init__()
         self.address = address
         self.metrics = metrics
-        self.health = health
+        self.probes: dict[str, HealthCheck] = {
+            "/readyz": health,
+            "/healthz": health,  # the name it had before /readyz: kept
+            "/livez": liveness or (lambda: (True, {"status": "alive"})),
+        }
 
     def make_handler(self) -> type[BaseHTTPRequestHandler]:
-        return type(
-            "Handler", (_Handler,), {"metrics": self.metrics, "health": staticmethod(self.health)}
-        )
+        return type("Handler", (_Handler,), {"metrics": self.metrics, "probes": self.probes})
 
 
 class _Handler(QuietHandler):
     metrics: Metrics
-    health: HealthCheck
+    probes: dict[str, HealthCheck]
 
     def do_GET(self) -> None:
-        if self.path.split("?")[0] == "/healthz":
-            healthy, detail = self.health()
+        path = self.path.split("?")[0]
+        probe = self.probes.get(path)
+        if probe is not None:
+            healthy, detail = probe()
             self.respond(200 if healthy else 503, json.dumps(detail).encode(), "application/json")
-        elif self.path.split("?")[0] == "/metrics":
+        elif path == "/metrics":
             self.respond(200, self.metrics.exposition(), CONTENT_TYPE)
         else:
-            self.respond(404, b"not found: try /healthz or /metrics\n", "text/plain")
+            self.respond(
+                404, b"not found: try /livez, /readyz, /healthz or /metrics\n", "text/plain"
+            )

@@ -58,9 +58,11 @@ def test_daemon_delivers_builds_that_finish_while_it_runs_and_stops_on_sigterm(
             running.finish("SUCCESS")
         # (how fast is a benchmark figure, not a test assertion; here: that it arrives at all)
         assert wait_for(lambda: ("app", 2) in receiver.accepted_keys())
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
-            assert response.status == 200
-            assert json.loads(response.read())["status"] == "ok"
+        for probe, status in (("healthz", "ok"), ("readyz", "ok"), ("livez", "alive")):
+            url = f"http://127.0.0.1:{port}/{probe}"
+            with urllib.request.urlopen(url, timeout=5) as response:
+                assert response.status == 200
+                assert json.loads(response.read())["status"] == status
 
         def metrics() -> str:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
@@ -112,6 +114,9 @@ def test_healthz_turns_unhealthy_when_cycles_fail(tmp_path, sim, receiver) -> No
             return False
 
         assert wait_for(unhealthy, 30)
+        # Not ready, but alive: a liveness probe must not restart it for a receiver's outage.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/livez", timeout=5) as response:
+            assert response.status == 200
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=15) == 0
