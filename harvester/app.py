@@ -78,13 +78,21 @@ def open_ledger(settings: Settings | LedgerSettings, controller: str | None = No
         # Collecting threads (each may hold a job's lease), delivery workers, and a few more.
         connections = settings.jenkins.max_concurrency + settings.sei.max_concurrency + 4
     return Ledger.open(
-        settings.ledger.url, controller=controller, migrate=True, connections=connections
+        settings.ledger.url,
+        controller=controller,
+        migrate=True,
+        connections=connections,
+        password=settings.ledger.password,
     )
 
 
 def open_ledger_to_read(settings: Settings) -> Ledger | None:
     """The ledger as it is, for a run that writes nothing; None when there is none yet."""
-    return Ledger.open_to_read(settings.ledger.url, controller=settings.jenkins.controller)
+    return Ledger.open_to_read(
+        settings.ledger.url,
+        controller=settings.jenkins.controller,
+        password=settings.ledger.password,
+    )
 
 
 def open_ledger_for_delivery(settings: Settings) -> Ledger:

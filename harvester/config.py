@@ -6,6 +6,7 @@ field path (``sei.instance_guid: not a valid UUID``), so the CLI can exit 2 with
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import uuid
@@ -19,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -183,6 +185,9 @@ class HarvestConfig(_Section):
 
 class LedgerConfig(_Section):
     url: str = "sqlite:///harvester.db"
+    # PostgreSQL's password from a file (a Docker or Kubernetes secret), with a url that has none.
+    password_file: Path | None = None
+    _password: SecretStr | None = PrivateAttr(default=None)
 
     @field_validator("url")
     @classmethod
@@ -190,6 +195,25 @@ class LedgerConfig(_Section):
         if not value.startswith(("sqlite:", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _load_password(self) -> Self:
+        if self.password_file is None:
+            return self
+        if self.url.startswith("sqlite:"):
+            raise ValueError("password_file: a SQLite ledger has no password; remove it")
+        userinfo = self.url.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[0]
+        if ":" in userinfo:
+            raise ValueError(
+                "password_file: ledger.url has a password too; keep it in one place (the file)"
+            )
+        self._password = _read_secret(None, self.password_file, "password")
+        return self
+
+    @property
+    def password(self) -> str | None:
+        """The password read from ``password_file`` (None: the url's own, or none)."""
+        return None if self._password is None else self._password.get_secret_value()
 
 
 class ServerConfig(_Section):
@@ -268,7 +292,12 @@ def _friendly(error: dict[str, Any]) -> ConfigError:
     field = ".".join(str(part) for part in error["loc"]) or "config"
     kind = error["type"]
     if kind == "extra_forbidden":
-        problem = "unknown key; check its spelling against config.example.yaml"
+        close = difflib.get_close_matches(str(error["loc"][-1]), _known_keys(error["loc"]), n=1)
+        problem = "unknown key; " + (
+            f"did you mean {close[0]}?"
+            if close
+            else "check its spelling against config.example.yaml"
+        )
     elif kind == "missing":
         problem = "required; set it in the config file or the environment"
     else:
@@ -278,6 +307,17 @@ def _friendly(error: dict[str, Any]) -> ConfigError:
         if sep and re.fullmatch(r"[a-z_]+", key):
             field, problem = f"{field}.{key}", rest
     return ConfigError(field, problem)
+
+
+def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys that may stand where ``loc`` names an unknown one (a section's, or the sections)."""
+    model: Any = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None or not isinstance(field.annotation, type):
+            return []
+        model = field.annotation
+    return list(model.model_fields) if hasattr(model, "model_fields") else []
 
 
 def config_path(explicit: str | None) -> Path:

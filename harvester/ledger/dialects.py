@@ -35,8 +35,9 @@ class Dialect:
 
     name = "base"
 
-    def create_engine(self, url: str, connections: int = 10) -> Engine:
-        """``connections``: how many this process may use at once (PostgreSQL's pool)."""
+    def create_engine(self, url: str, connections: int = 10, password: str | None = None) -> Engine:
+        """``connections``: how many this process may use at once (PostgreSQL's pool);
+        ``password``: PostgreSQL's, when it is not in ``url`` (ledger.password_file)."""
         raise NotImplementedError
 
     def insert(self, table: Any) -> Any:
@@ -79,7 +80,7 @@ class Dialect:
 class Sqlite(Dialect):
     name = "sqlite"
 
-    def create_engine(self, url: str, connections: int = 10) -> Engine:
+    def create_engine(self, url: str, connections: int = 10, password: str | None = None) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -180,7 +181,7 @@ class Sqlite(Dialect):
 class Postgresql(Dialect):
     name = "postgresql"
 
-    def create_engine(self, url: str, connections: int = 10) -> Engine:
+    def create_engine(self, url: str, connections: int = 10, password: str | None = None) -> Engine:
         # No process may make another wait for long (CONTRACT §7): a session idle inside a
         # transaction (a replica paused by SIGSTOP mid-write) is ended by the server after 10 s,
         # releasing its locks; a network cut is noticed by TCP keepalives within about 10 s,
@@ -199,6 +200,7 @@ class Postgresql(Dialect):
                 "keepalives_count": 3,
                 "tcp_user_timeout": 10_000,
                 "options": "-c idle_in_transaction_session_timeout=10000",
+                **({} if password is None else {"password": password}),
             },
         )
 
@@ -242,11 +244,13 @@ def dialect_of(url: str) -> Dialect:
     return Sqlite() if url.startswith("sqlite") else Postgresql()
 
 
-def open_engine(url: str, connections: int = 10) -> tuple[Engine, Dialect]:
+def open_engine(
+    url: str, connections: int = 10, password: str | None = None
+) -> tuple[Engine, Dialect]:
     """The engine for ``ledger.url`` and the dialect that goes with it."""
     dialect = dialect_of(url)
     try:
-        engine = dialect.create_engine(url, connections)
+        engine = dialect.create_engine(url, connections, password)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise LedgerError(
             f"ledger.url: cannot open the ledger ({exc.__class__.__name__}: {exc})",

@@ -67,8 +67,11 @@ def upgrade(engine: Engine, dialect: Dialect, revision: str = "head") -> None:
                 time.sleep(0.25 * attempt)
                 continue
             raise LedgerError(
-                f"ledger: cannot open or migrate the database ({reason})",
-                hint="check ledger.url, that its directory exists and is writable",
+                f"cannot open or migrate the database ({reason})",
+                hint="check ledger.url: that its directory exists and is writable"
+                if dialect.name == "sqlite"
+                else "check ledger.url (host, port, database, user) and the password "
+                "(ledger.password_file), and that PostgreSQL is up and reachable from here",
             ) from None
         except SQLAlchemyError as exc:
             raise LedgerError(

@@ -87,6 +87,12 @@ class LedgerStats:
     last_successful_cycle_at: datetime | None
     by_controller: dict[str, dict[str, int]] = field(default_factory=dict)
     """The counts of each controller whose rows were counted (CONTRACT §5)."""
+    pending_since: datetime | None = None
+    """When the pending row waiting longest was collected (an alert's measure: a backfilled
+    build started long ago, but it has waited only since it was collected)."""
+    held: int = 0
+    """Builds held back by number (still running, or their details failed to load): not rows
+    yet, re-checked every cycle."""
 
 
 @dataclass(frozen=True)

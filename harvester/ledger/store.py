@@ -36,7 +36,7 @@ from harvester.ledger.schema import (
     JobCursorRow,
     NoteRow,
 )
-from harvester.ledger.statements import ENTRIES
+from harvester.ledger.statements import ENTRIES, INSERT_ATTEMPT
 from harvester.util.names import glob_match
 
 
@@ -54,9 +54,11 @@ class Ledger(Collecting, Delivering, Replicas):
         controller: str | None = None,
         migrate: bool = True,
         connections: int = 10,
+        password: str | None = None,
     ) -> Ledger:
-        """``connections``: how many threads of this process use the ledger at once."""
-        ledger = cls(*open_engine(url, connections), controller)
+        """``connections``: how many threads of this process use the ledger at once;
+        ``password``: PostgreSQL's, when ``url`` has none (ledger.password_file)."""
+        ledger = cls(*open_engine(url, connections, password), controller)
         if migrate:
             ledger.upgrade()
         return ledger
@@ -83,13 +85,15 @@ class Ledger(Collecting, Delivering, Replicas):
             return sorted(connection.execute(select(BuildRow.controller).distinct()).scalars())
 
     @classmethod
-    def open_to_read(cls, url: str, *, controller: str | None = None) -> Ledger | None:
+    def open_to_read(
+        cls, url: str, *, controller: str | None = None, password: str | None = None
+    ) -> Ledger | None:
         """The ledger as it is, for a run that writes nothing (``catch-up --dry-run``): None when
         there is none yet (nothing is created), an error when its schema is older than this
         harvester (migrating would be a write)."""
         if not dialect_of(url).exists(url):
             return None
-        ledger = cls(*open_engine(url), controller)
+        ledger = cls(*open_engine(url, password=password), controller)
         current = migrations.is_current(ledger._engine)
         if current:
             return ledger
@@ -176,12 +180,32 @@ class Ledger(Collecting, Delivering, Replicas):
         if not ids:
             return 0
         with self._write() as connection:
-            result = connection.execute(
-                update(BuildRow)
-                .where(BuildRow.id.in_(list(ids)), BuildRow.status == "dead")
-                .values(status="pending", attempts=0, next_attempt_at=now)
+            retried = (
+                connection.execute(
+                    update(BuildRow)
+                    .where(BuildRow.id.in_(list(ids)), BuildRow.status == "dead")
+                    .values(status="pending", attempts=0, next_attempt_at=now)
+                    .returning(BuildRow.id)
+                )
+                .scalars()
+                .all()
             )
-            return result.rowcount or 0
+            if retried:  # in the row's history: who changed its fate, and when
+                connection.execute(
+                    INSERT_ATTEMPT,
+                    [
+                        {
+                            "build_id": row_id,
+                            "attempted_at": now,
+                            "outcome": "operator",
+                            "http_status": None,
+                            "error": "ledger retry: dead -> pending, attempts reset",
+                            "duration_ms": 0,
+                        }
+                        for row_id in retried
+                    ],
+                )
+            return len(retried)
 
     def make_due(self, ids: Sequence[int] | None, now: datetime) -> int:
         """Make ``pending`` rows (``ids``, or all of them) due now, skipping their backoff: the
@@ -260,18 +284,27 @@ class Ledger(Collecting, Delivering, Replicas):
             ):
                 counts[status] += count
                 by_controller.setdefault(controller, dict.fromkeys(STATUSES, 0))[status] = count
-            oldest = connection.execute(
-                self._scoped(select(func.min(BuildRow.started_at)), BuildRow).where(
-                    BuildRow.status == "pending"
-                )
-            ).scalar_one_or_none()
+            oldest, waiting_since = connection.execute(
+                self._scoped(
+                    select(func.min(BuildRow.started_at), func.min(BuildRow.collected_at)),
+                    BuildRow,
+                ).where(BuildRow.status == "pending")
+            ).one()
             last_cycle = connection.execute(
                 self._scoped(select(func.max(CycleRow.finished_at)), CycleRow).where(
                     CycleRow.succeeded.is_(True)
                 )
             ).scalar_one_or_none()
+            held = connection.execute(
+                self._scoped(select(func.count()).select_from(HeldBuildRow), HeldBuildRow)
+            ).scalar_one()
         return LedgerStats(
-            counts, utc(oldest), utc(last_cycle), dict(sorted(by_controller.items()))
+            counts,
+            utc(oldest),
+            utc(last_cycle),
+            dict(sorted(by_controller.items())),
+            pending_since=utc(waiting_since),
+            held=int(held),
         )
 
     def pending_count(self) -> int:

@@ -39,6 +39,11 @@ def test_example_config_documents_every_key() -> None:
         (lambda d: d["sei"].update(instance_guid="nope"), "sei.instance_guid: not a valid UUID"),
         (lambda d: d.update(bogus=1), "bogus: unknown key"),
         (lambda d: d["jenkins"].update(colour="blue"), "jenkins.colour: unknown key"),
+        (
+            lambda d: d["jenkins"].update(verify_ssl=False),
+            "jenkins.verify_ssl: unknown key; did you mean verify_tls?",
+        ),
+        (lambda d: d.update(jenkin={}), "jenkin: unknown key; did you mean jenkins?"),
         (lambda d: d["jenkins"].pop("api_token"), "jenkins.api_token: required"),
         (lambda d: d["sei"].pop("token"), "sei.token: required"),
         (lambda d: d["jenkins"].pop("url"), "jenkins.url: required"),
@@ -127,3 +132,23 @@ def test_not_yaml(tmp_path: Path) -> None:
     path.write_text("jenkins: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_settings(path)
+
+
+def test_the_ledger_password_from_a_file(tmp_path: Path) -> None:
+    # A PostgreSQL password held in a secret file, never in the URL (or the config's text).
+    secret = tmp_path / "ledger-password"
+    secret.write_text("s3cr/t@pw\n", encoding="utf-8")
+    url = "postgresql+psycopg://harvester@db/harvester"
+    settings = settings_from_mapping(
+        config_dict(ledger_url=url, ledger={"password_file": str(secret)})
+    )
+    assert settings.ledger.password == "s3cr/t@pw"
+    assert "s3cr" not in repr(settings.ledger)
+    for ledger_url, why in (
+        ("sqlite:///l.db", "a SQLite ledger has no password"),
+        ("postgresql+psycopg://harvester:inline@db/h", "has a password too"),
+    ):
+        with pytest.raises(ConfigError, match=why):
+            settings_from_mapping(
+                config_dict(ledger_url=ledger_url, ledger={"password_file": str(secret)})
+            )
