@@ -41,7 +41,9 @@ def test_the_deployment_mounts_what_the_configmap_names() -> None:
     container = documents[0]["spec"]["template"]["spec"]["containers"][0]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts["secrets"] == "/run/secrets/harvester"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # A Jenkins or webhook outage fails /readyz, never /livez: no restart for it.
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
     env = {e["name"]: e["value"] for e in container["env"]}
     assert [name for name in env if name.startswith("HARVESTER_")] == ["HARVESTER_CONFIG"]
     assert env["MALLOC_ARENA_MAX"] == "2"
@@ -70,6 +72,7 @@ def test_the_image_sets_no_configuration_but_the_config_path() -> None:
     variables = [word.split("=")[0] for word in code.split() if word.startswith("HARVESTER_")]
     assert set(variables) == {"HARVESTER_CONFIG"}
     assert "MALLOC_ARENA_MAX=2" in code
+    assert "/livez" in code and "/healthz" not in code  # the HEALTHCHECK: liveness only
     assert "FROM python:3.11.11-slim-bookworm" in dockerfile  # pinned to a patch version
 
 
@@ -131,3 +134,59 @@ def test_the_kubernetes_replicas_variant_runs_two_on_postgresql(tmp_path: Path) 
     assert kinds["Deployment"]["spec"]["replicas"] == 2
     assert kinds["Deployment"]["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     assert kinds["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
+
+
+def _pods() -> list[dict[str, object]]:
+    found = []
+    for path in sorted((DEPLOY / "kubernetes").glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            if document and document["kind"] == "Deployment":
+                found.append(document["spec"]["template"]["spec"])
+    return found
+
+
+def test_the_pods_meet_the_restricted_pod_security_standard() -> None:
+    pods = _pods()
+    assert len(pods) == 2
+    for pod in pods:
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["serviceAccountName"] == "harvester"
+        context = pod["securityContext"]
+        assert context["runAsNonRoot"] is True
+        assert context["seccompProfile"]["type"] == "RuntimeDefault"
+        for container in pod["containers"]:
+            security = container["securityContext"]
+            assert security["allowPrivilegeEscalation"] is False
+            assert security["capabilities"]["drop"] == ["ALL"]
+
+
+def test_no_secret_value_is_applied_from_the_repository() -> None:
+    # kubectl apply -f deploy/kubernetes/ reads *.yaml: the Secret is an example beside them.
+    for path in (DEPLOY / "kubernetes").glob("*.yaml"):
+        kinds = {d["kind"] for d in yaml.safe_load_all(path.read_text()) if d}
+        assert "Secret" not in kinds, path
+    account = yaml.safe_load((DEPLOY / "kubernetes" / "serviceaccount.yaml").read_text())
+    assert account["automountServiceAccountToken"] is False
+
+
+def test_the_alerts_name_metrics_the_harvester_serves() -> None:
+    import re  # noqa: PLC0415
+
+    from harvester.daemon.metrics import Metrics  # noqa: PLC0415
+
+    served = Metrics().exposition().decode()
+    rule = yaml.safe_load((DEPLOY / "kubernetes" / "prometheusrule.yaml").read_text())
+    alerts = {r["alert"]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert set(alerts) == {
+        "HarvesterDeadBuilds",
+        "HarvesterNoSuccessfulCycle",
+        "HarvesterPendingTooLong",
+    }
+    for expr in alerts.values():
+        for metric in re.findall(r"harvester_[a-z_]+", expr):
+            assert f"# TYPE {metric} " in served, metric
+
+
+def test_compose_publishes_the_probes_on_loopback_only() -> None:
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    assert compose["services"]["harvester"]["ports"] == ["127.0.0.1::9465"]
