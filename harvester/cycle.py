@@ -72,13 +72,14 @@ class CycleResult:
 
     def summary(self) -> str:
         took = (self.finished_at - self.started_at).total_seconds()
-        parts = [
-            f"{self.collect.jobs_seen} jobs",
-            f"{self.collect.builds_collected} collected",
-            f"{self.delivery.delivered} delivered",
-        ]
+        parts = (
+            ["Jenkins unreachable, nothing collected"]
+            if self.jenkins_error is not None
+            else [f"{self.collect.jobs_seen} jobs", f"{self.collect.builds_collected} collected"]
+        )
+        parts.append(f"{self.delivery.delivered} delivered")
         if self.collect.builds_held:
-            parts.append(f"{self.collect.builds_held} held back (running)")
+            parts.append(f"{self.collect.builds_held} held back (running, or details not loaded)")
         if self.delivery.retrying:
             parts.append(f"{self.delivery.retrying} to retry")
         if self.delivery.dead:
@@ -146,7 +147,11 @@ class Harvester:
             # The lease was lost mid-cycle: no new request, nothing more written; the new active
             # replica goes on from the ledger as it stands.
             log.warning("cycle stopped: %s", exc)
-        counts = self.ledger.stats().counts
+        stats = self.ledger.stats()
+        counts = stats.counts
+        since = stats.pending_since
+        waited = 0.0 if since is None else (self.clock() - since).total_seconds()
+        self.metrics.oldest_pending_age.set(max(waited, 0.0))
         pending = counts["pending"]
         result = CycleResult(
             started,
@@ -172,5 +177,6 @@ class Harvester:
         self.metrics.observe_rows(counts)
         if result.succeeded:
             self.metrics.last_success.set(result.finished_at.timestamp())
-        log.info("%s", result.summary())
+        # A cycle that failed must not read like a quiet success in the log.
+        log.log(logging.INFO if result.succeeded else logging.WARNING, "%s", result.summary())
         return result

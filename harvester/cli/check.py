@@ -64,7 +64,7 @@ def _check_ledger(config: Settings, checks: _Checks) -> None:
         finally:
             ledger.close()
     except HarvesterError as exc:
-        checks.fail("ledger", str(exc))
+        checks.fail("ledger", str(exc).removeprefix("ledger: "))
         return
     checks.ok("ledger", f"{mask(config.ledger.url)} opens and can be written")
 
@@ -182,8 +182,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         config = settings(args)
     except HarvesterError as exc:
-        say(f"FAIL config: {exc}")
-        raise
+        say(f"FAIL config: {exc}")  # the line of its own, and only it: the exit code says the rest
+        return exc.exit_code
     checks = _Checks()
     checks.ok("config", str(config_path(args.config)))
     _check_ledger(config, checks)

@@ -61,7 +61,7 @@ def cmd_ledger_list(args: argparse.Namespace) -> int:
     ledger = open_ledger(ledger_settings(args), args.controller)
     try:
         entries = ledger.entries(status=args.status, job_glob=args.job, limit=args.limit)
-        output.print_entries(entries, as_json=args.json)
+        output.print_entries(entries, as_json=args.json, wide=args.wide)
     finally:
         ledger.close()
     return ExitCode.OK

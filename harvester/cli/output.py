@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -69,7 +70,36 @@ def print_json(value: Any, stream: TextIO | None = None) -> None:
     out.flush()
 
 
-def print_entries(entries: Sequence[LedgerEntry], *, as_json: bool) -> None:
+def _seconds(moment: datetime | None) -> str:
+    """A time to read, to the second (no microseconds), in UTC."""
+    shown = iso_utc(moment)
+    return "" if shown is None else shown.split(".")[0].removesuffix("Z") + "Z"
+
+
+def _age(moment: datetime | None, now: datetime) -> str:
+    """``45s``, ``12m``, ``3h``, ``9d``: how long ago, in one unit."""
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    seconds = max(int((now - moment).total_seconds()), 0)
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def print_entries(
+    entries: Sequence[LedgerEntry],
+    *,
+    as_json: bool,
+    wide: bool = False,
+    now: datetime | None = None,
+) -> None:
+    """The ledger's rows. On a terminal, a table that fits it: job, build, status, result, age,
+    attempts, the job's name cut with an ellipsis if need be (``wide``: every column, whole,
+    the last error too); the controller only when the rows span several. Piped: the same columns
+    as tab-separated text, a header line first."""
     if as_json:
         print_json([entry_as_json(entry) for entry in entries])
         return
@@ -77,30 +107,69 @@ def print_entries(entries: Sequence[LedgerEntry], *, as_json: bool) -> None:
     if not entries:
         out.print("The ledger holds no builds that match.")
         return
-    table = Table(
-        "controller",
-        "job",
-        "build",
-        "status",
-        "result",
-        "attempts",
-        "started",
-        "sent",
-        "last error",
-    )
+    now = now or datetime.now(tz=UTC)
+    several = len({entry.controller for entry in entries}) > 1
+    columns = ["job", "build", "status", "result", "age", "attempts"]
+    if wide:
+        columns = ["job", "build", "status", "result", "attempts", "started", "sent", "last error"]
+    if several:
+        columns.insert(0, "controller")
+    rows = []
     for entry in entries:
-        table.add_row(
-            entry.controller,
-            entry.job,
-            str(entry.number),
-            entry.status,
-            entry.result or "",
-            str(entry.attempts),
-            iso_utc(entry.started_at) or "",
-            iso_utc(entry.sent_at) or "",
-            (entry.last_error or "")[:80],
-        )
+        values = {
+            "controller": entry.controller,
+            "job": entry.job,
+            "build": str(entry.number),
+            "status": entry.status,
+            "result": entry.result or "",
+            "age": _age(entry.started_at, now),
+            "attempts": str(entry.attempts),
+            "started": _seconds(entry.started_at),
+            "sent": _seconds(entry.sent_at),
+            # One line: an error that wraps over six makes the table unreadable.
+            "last error": " ".join((entry.last_error or "").split()),
+        }
+        rows.append([values[column] for column in columns])
+    if not sys.stdout.isatty():
+        say("\t".join(columns))
+        for row in rows:
+            say("\t".join(row))
+        return
+    # --wide: every column whole, however wide the lines (as piped output is).
+    out = console() if wide else Console(file=sys.stdout, highlight=False)
+    room = 10_000 if wide else out.width
+    table = Table(box=None, pad_edge=False)
+    for column, width in zip(columns, _widths(columns, rows, room), strict=True):
+        table.add_column(column, width=width, no_wrap=True, overflow="ellipsis")
+    for row in rows:
+        table.add_row(*row)
     out.print(table)
+
+
+FLEXIBLE = ("job", "last error", "controller")
+
+
+def _widths(columns: list[str], rows: list[list[str]], room: int) -> list[int]:
+    """Each column's width within ``room``: the short ones as wide as their widest value; the
+    names and the error share what is left (cut with an ellipsis), the job name most of it."""
+    natural = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(columns)]
+    left = (
+        room
+        - 2 * (len(columns) - 1)
+        - sum(
+            width for width, column in zip(natural, columns, strict=True) if column not in FLEXIBLE
+        )
+    )
+    flexible = [i for i, column in enumerate(columns) if column in FLEXIBLE]
+    wanted = sum(natural[i] for i in flexible)
+    if wanted <= left:
+        return natural
+    widths = list(natural)
+    shares = {"job": 3.0, "last error": 2.0, "controller": 1.0}
+    total = sum(shares[columns[i]] for i in flexible)
+    for i in flexible:
+        widths[i] = max(min(natural[i], int(left * shares[columns[i]] / total)), 8)
+    return widths
 
 
 def entry_detail(entry: LedgerEntry, history: Sequence[DeliveryAttempt]) -> dict[str, Any]:
@@ -161,6 +230,7 @@ def stats_json(stats: LedgerStats) -> dict[str, Any]:
     return {
         "counts": stats.counts,
         "total": sum(stats.counts.values()),
+        "held": stats.held,
         "oldest_pending_started_at": iso_utc(stats.oldest_pending_started_at),
         "last_successful_cycle_at": iso_utc(stats.last_successful_cycle_at),
         "controllers": stats.by_controller,
@@ -177,6 +247,7 @@ def print_stats(stats: LedgerStats, *, as_json: bool) -> None:
     for status, count in data["counts"].items():
         table.add_row(status, str(count))
     table.add_row("total", str(data["total"]))
+    table.add_row("held back", f"{data['held']} (running, or details not loaded; re-checked)")
     table.add_row("oldest pending", data["oldest_pending_started_at"] or "-")
     table.add_row("last successful cycle", data["last_successful_cycle_at"] or "never")
     out.print(table)

@@ -76,7 +76,8 @@ def _command(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harvester",
-        description="Ship finished Jenkins builds to an SEI custom CI/CD webhook, exactly once.",
+        description="Ship finished Jenkins builds to an SEI custom CI/CD webhook: each build once "
+        "(one in flight at a crash may be sent twice), nothing collected ever lost.",
         epilog="example:\n  harvester check --config /etc/harvester/config.yaml",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -138,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--job", metavar="GLOB")
     listing.add_argument("--limit", type=positive, metavar="N")
     listing.add_argument("--json", action="store_true")
+    listing.add_argument(
+        "--wide", action="store_true", help="every column (started, sent, the last error)"
+    )
     _controller_option(listing)
     show = _command(
         actions,

@@ -89,6 +89,11 @@ class Metrics:
         self.pending_rows = Gauge(
             "harvester_pending_rows", "Ledger rows waiting to be delivered", registry=self.registry
         )
+        self.oldest_pending_age = Gauge(
+            "harvester_oldest_pending_age_seconds",
+            "How long the oldest pending row has waited since it was collected (0: none)",
+            registry=self.registry,
+        )
         self.last_success = Gauge(
             "harvester_last_success_timestamp_seconds",
             "Unix time at which the last successful cycle ended",

@@ -52,8 +52,11 @@ def configure_logging(level: str, fmt: str) -> None:
     root.setLevel(level.upper())
     # Library chatter (every HTTP request, with library internals) drowns the harvester's own
     # lines, which say the same in a user's words; DEBUG adds our own line per request instead.
-    for noisy in ("httpx", "httpcore", "urllib3", "alembic"):
+    for noisy in ("httpx", "httpcore", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # urllib3 warns at every retry of a Jenkins request, with its whole URL; the harvester's own
+    # line names the request that failed, once its retries are spent.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     # A cycle longer than the interval (a backlog) is expected: the next one starts when it ends.
     # APScheduler would warn at every interval meanwhile that it "skipped" one.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)

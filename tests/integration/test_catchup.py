@@ -69,7 +69,9 @@ def test_dry_run_writes_and_sends_nothing(config, receiver, sim, capsys, tmp_pat
     ledger.close()
     # 252h = 10.5 days: team/old #30 (10 days ago) and both other/app builds
     assert main(["--config", str(config), "catch-up", "--since", "252h", "--dry-run"]) == 0
-    out = capsys.readouterr().out.strip().splitlines()
+    captured = capsys.readouterr()
+    assert "3 build(s) would be sent" in captured.err
+    out = captured.out.strip().splitlines()
     sent = [json.loads(line) for line in out]
     assert {(p["job_full_name"], p["build_number"]) for p in sent} == {
         ("team/old", 30),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -99,13 +100,55 @@ def test_list_filters(filled, capsys, args, expected) -> None:
     assert [r["build"] for r in json.loads(out)] == expected
 
 
-def test_list_table_for_people(filled, capsys) -> None:
+def test_list_piped_is_tab_separated(filled, capsys) -> None:
     config, _ = filled
     code, out, _ = run(capsys, "--config", str(config), "ledger", "list")
     assert code == 0
-    assert "team/app" in out
-    assert "dead" in out
-    assert "HTTP 400" in out
+    lines = [line.split("\t") for line in out.strip().splitlines()]
+    assert lines[0] == ["job", "build", "status", "result", "age", "attempts"]
+    assert ["team/app", "2", "dead"] in [line[:3] for line in lines[1:]]
+    code, out, _ = run(capsys, "--config", str(config), "ledger", "list", "--wide")
+    header, *rows = [line.split("\t") for line in out.rstrip("\n").splitlines()]
+    assert header[-1] == "last error" and "controller" not in header  # one controller
+    assert any("HTTP 400" in row[-1] for row in rows)
+    assert all(len(row) == len(header) for row in rows)
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_list_fits_the_terminal(filled, columns: int) -> None:
+    # On a real terminal (a pty of the given width): every line fits, the job names show.
+    import fcntl  # noqa: PLC0415
+    import pty  # noqa: PLC0415
+    import struct  # noqa: PLC0415
+    import termios  # noqa: PLC0415
+
+    config, _ = filled
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harvester", "--config", str(config), "ledger", "list"],
+        stdout=follower,
+        stderr=subprocess.DEVNULL,
+        env={**env, "TERM": "xterm"},
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert proc.wait(timeout=30) == 0
+    os.close(leader)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode())
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert lines and all(len(line) <= columns for line in lines), lines
+    assert "team/app" in text and "dead" in text
+    assert "." not in "".join(lines[1:]).split("team/app")[0][-3:]  # no microseconds anywhere
 
 
 def test_show_with_payload_and_history(filled, capsys) -> None:
@@ -138,6 +181,12 @@ def test_retry_one_and_all_dead(filled, capsys) -> None:
     assert entry is not None
     assert entry.status == "pending"
     dead_id = entry.id
+    # The operator's change is in the row's history, after the attempts that made it dead.
+    last = ledger.history(dead_id)[-1]
+    assert (last.outcome, last.error) == (
+        "operator",
+        "ledger retry: dead -> pending, attempts reset",
+    )
     later = datetime.now(tz=UTC) + timedelta(hours=1)
     assert dead_id in [e.id for e in ledger.claim_due(later, 10, "test")]
     ledger.record_attempt(
@@ -177,11 +226,13 @@ def test_forget(filled, capsys) -> None:
 
 
 def test_stats(filled, capsys) -> None:
-    config, _ = filled
+    config, ledger = filled
+    ledger.add_pending([], now=NOW, hold=[("team/app", 9), ("other/job", 4)])
     code, out, _ = run(capsys, "--config", str(config), "ledger", "stats", "--json")
     assert code == 0
     stats = json.loads(out)
     assert stats["counts"] == {"pending": 1, "sent": 1, "dead": 1, "skipped": 0}
+    assert stats["held"] == 2
     assert stats["oldest_pending_started_at"].endswith("Z")
     assert stats["last_successful_cycle_at"] is None
 
@@ -224,7 +275,10 @@ def test_installed_entry_point_from_an_empty_directory(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 2
-    assert "sei.instance_guid: not a valid UUID" in result.stderr
+    # Said once, on check's own line (it used to be printed a second time as an error).
+    said = result.stdout + result.stderr
+    assert said.count("sei.instance_guid: not a valid UUID") == 1
+    assert "FAIL config: sei.instance_guid: not a valid UUID" in result.stdout
     # the ledger commands need only the ledger section: the bad sei section does not stop them
     result = subprocess.run(
         [str(exe), "ledger", "list", "--config", str(bad)],  # global option after the command

@@ -83,6 +83,14 @@ class Cluster:
         pid = pids.get(holder or "")
         return next((r for r in self.replicas if r.process and r.process.pid == pid), None)
 
+    def registered(self) -> int:
+        """How many replicas are in the registry (each joins once it runs)."""
+        ledger = self.ledger()
+        try:
+            return len(ledger.replicas())
+        finally:
+            ledger.close()
+
     def wait_active(self, timeout: float = 30) -> Replica:
         assert wait_for(lambda: self.active() is not None, timeout=timeout)
         found = self.active()
@@ -166,7 +174,7 @@ def start_both(c: Cluster) -> tuple[Replica, Replica]:
     assert wait_for(lambda: len(set(c.receiver.accepted_keys())) >= JOBS * 3, timeout=30)
     assert c.wait_active() is first
     second.start()
-    assert wait_for(lambda: len(c.ledger().replicas()) == 2, timeout=10)
+    assert wait_for(lambda: c.registered() == 2, timeout=10)
     time.sleep(1.0)  # past its start-up, into its standby's loop
     return first, second
 
@@ -327,6 +335,9 @@ def test_a_rolling_restart_leaves_no_gap_and_loses_nothing(
                 time.sleep(2 * interval)
                 replica.stop()
                 replica.start()
+                # As a rolling restart does (a readiness probe): the next one is replaced only
+                # once this one runs (registered, its keeper beating).
+                assert wait_for(lambda: c.registered() == 2, timeout=30)
             time.sleep(2 * interval)
         finally:
             done.set()
