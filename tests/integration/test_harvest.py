@@ -185,6 +185,26 @@ def test_idle_cycle_costs_one_request(sim: Simulator, ledger: Ledger) -> None:
     assert sum(sim.counts.values()) == 1
 
 
+def test_a_cursor_moved_during_discovery_is_not_a_re_created_job(
+    sim: Simulator, ledger: Ledger
+) -> None:
+    # A catch-up beside the cycle moves the job's cursor past the lastBuild the cycle's discovery
+    # is about to report (it saw newer builds). That is no evidence of a re-created job: the
+    # cursor was read before Jenkins was asked. Read after, the job was restarted from #1.
+    sim.add("app").builds = [SimBuild(n, ago(60 - n)) for n in range(1, 4)]
+    collect(sim, ledger)
+    assert ledger.cursors() == {"app": 3}
+    sim.slow("/api/json", 1.0)
+    catch_up_beside = threading.Timer(
+        0.3, lambda: ledger.add_pending([], now=NOW, cursor=("app", 5))
+    )
+    catch_up_beside.start()
+    report = collect(sim, ledger)
+    catch_up_beside.join()
+    assert report.jobs_recreated == 0
+    assert ledger.cursors() == {"app": 5}
+
+
 def test_request_budget_of_a_cycle(sim: Simulator, ledger: Ledger) -> None:
     up = sim.add("up")
     up.builds = [

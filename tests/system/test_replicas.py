@@ -6,10 +6,14 @@ loopback proxy of its own, so the test sees which replica sends what, and can cu
 from __future__ import annotations
 
 import itertools
+import json
 import signal
+import socket
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,7 +42,15 @@ class Replica:
     jenkins: TcpProxy
     webhook: TcpProxy
     database: TcpProxy | None
+    port: int  # its server.listen: the probes and /metrics
     process: subprocess.Popen[str] | None = None
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as got:
+                return got.status, got.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
 
     def start(self) -> None:
         self.process = spawn(self.config, "run")
@@ -151,10 +163,11 @@ def cluster(
                     jenkins={"api_token": sim.api_token, "name": "shared"},
                     harvest={"interval_seconds": interval, "since": "7d"},
                     sei={"timeout_seconds": 5},
+                    server={"listen": f"127.0.0.1:{(port_of := _free_port())}"},
                 )
                 config = tmp_path / f"{label}.yaml"
                 config.write_text(yaml.safe_dump(data), encoding="utf-8")
-                found.replicas.append(Replica(label, config, jenkins, webhook, database))
+                found.replicas.append(Replica(label, config, jenkins, webhook, database, port_of))
             yield found
         finally:
             for replica in found.replicas:
@@ -165,6 +178,12 @@ def cluster(
                 for proxy in (replica.jenkins, replica.webhook, replica.database):
                     if proxy is not None:
                         proxy.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def start_both(c: Cluster) -> tuple[Replica, Replica]:
@@ -363,5 +382,11 @@ def test_a_standby_asks_jenkins_nothing(tmp_path: Path, postgres_base: str) -> N
         assert active.jenkins.upstream_bytes > before[0]
         assert set(c.sim.counts) == {"root"}  # idle cycles: one discovery each, the active's
         assert 2 <= c.sim.counts["root"] <= 4
+        # Both answer their probes: the standby is ready, with its role, and says so in /metrics.
+        for replica, role, gauge in ((active, "active", "1.0"), (standby, "standby", "0.0")):
+            status, body = replica.get("/readyz")
+            assert status == 200 and json.loads(body)["role"] == role, body
+            assert replica.get("/livez")[0] == 200
+            assert f"harvester_replica_active {gauge}" in replica.get("/metrics")[1]
         active.stop()
         standby.stop()
