@@ -30,6 +30,8 @@ BEATS_PER_INTERVAL = 3
 LEASE_INTERVALS = 2.5
 """The lease runs this many intervals past its last renewal: a standby takes over at most
 LEASE_INTERVALS + 1/BEATS_PER_INTERVAL intervals after the active replica stopped renewing."""
+LEAVE_SECONDS = 3.0
+"""How long a stopping replica tries to hand its lease over and leave the registry."""
 MARGIN_INTERVALS = 1.0
 """The active replica steps down this long before its lease could expire: room for a renewal in
 flight and for this host's clock running at another rate than the database's."""
@@ -81,17 +83,26 @@ class Membership:
         self._thread.start()
 
     def leave(self) -> None:
+        """Stop the keeper, hand the lease over and leave the registry: a courtesy that may take
+        LEAVE_SECONDS at most (a database out of reach must not hold up a stop; the others then
+        find this replica gone after 3 intervals)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if self._thread is not None:  # at once, unless a round is in a database call
+            self._thread.join(timeout=1.0)
         epoch = self._epoch
         self._step_down(None)
-        try:
-            if epoch:
-                self.ledger.release_lease(self.id, epoch)  # a standby takes over at once
-            self.ledger.deregister(self.id)
-        except Exception as exc:  # noqa: BLE001 - leaving is a courtesy: the others find us gone
-            log.warning("could not leave the replica registry cleanly: %s", exc)
+
+        def courtesy() -> None:
+            try:
+                if epoch:
+                    self.ledger.release_lease(self.id, epoch)  # a standby takes over at once
+                self.ledger.deregister(self.id)
+            except Exception as exc:  # noqa: BLE001 - the others find us gone anyway
+                log.warning("could not leave the replica registry cleanly: %s", exc)
+
+        leaving = threading.Thread(target=courtesy, name="leave", daemon=True)
+        leaving.start()
+        leaving.join(LEAVE_SECONDS)
         self._release_lock()
 
     def _release_lock(self) -> None:
