@@ -320,6 +320,11 @@ def _known_keys(loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields) if hasattr(model, "model_fields") else []
 
 
+def yaml_text(data: Mapping[str, Any]) -> str:
+    """``data`` as a YAML config file (``demo --serve`` prints one)."""
+    return str(yaml.safe_dump(dict(data), sort_keys=False))
+
+
 def config_path(explicit: str | None) -> Path:
     if explicit:
         return Path(explicit)

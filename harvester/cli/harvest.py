@@ -10,6 +10,7 @@ import sys
 import tempfile
 import threading
 from contextlib import ExitStack
+from typing import Any
 
 from harvester.app import (
     build_harvester,
@@ -24,12 +25,12 @@ from harvester.cli import output
 from harvester.cli.common import settings
 from harvester.cli.output import complain, say
 from harvester.collect.preview import preview
-from harvester.config import settings_from_mapping
+from harvester.config import settings_from_mapping, yaml_text
 from harvester.cycle import Harvester
 from harvester.daemon.scheduler import run_forever
 from harvester.daemon.signals import stop_on_signals
 from harvester.daemon.status import Health, Liveness, StatusServer
-from harvester.demo import Receiver, Simulator, demo_instance
+from harvester.demo import Receiver, Simulator, demo_instance, demo_new_build
 from harvester.errors import (
     ConfigError,
     ExitCode,
@@ -211,8 +212,67 @@ def cmd_preview(args: argparse.Namespace) -> int:
 DEMO_GUID = "3f2b8c1e-0d4a-4c55-9e1b-7a6f5d4c3b2a"
 
 
+def _demo_config(sim: Simulator, receiver: Receiver, ledger_url: str) -> dict[str, Any]:
+    return {
+        "jenkins": {"url": sim.url, "username": sim.username, "api_token": sim.api_token},
+        "sei": {
+            "url": receiver.url,
+            "token": "demo-token",
+            "instance_guid": DEMO_GUID,
+            "instance_name": "Demo Jenkins",
+        },
+        "mapping": {"cd_jobs": ["platform/deploy-*"]},
+        "ledger": {"url": ledger_url},
+    }
+
+
+DEMO_NEW_BUILD_SECONDS = 20.0
+"""demo --serve: a build of the demo's Pipeline finishes this often, for the daemon to deliver."""
+
+
+def _demo_serve(args: argparse.Namespace) -> int:
+    """The simulator and the receiver on fixed loopback ports until Ctrl-C, and a config that
+    points at them on stdout (the instructions go to stderr: ``> demo.yaml`` keeps the config)."""
+    sim, receiver = (
+        Simulator(root_url="https://jenkins.internal.example/"),
+        Receiver(instances={DEMO_GUID}),
+    )
+    sim.address, receiver.address = ("127.0.0.1", args.jenkins_port), ("127.0.0.1", args.sei_port)
+    stop = threading.Event()
+    with ExitStack() as resources:
+        for server, option in ((sim, "--jenkins-port"), (receiver, "--sei-port")):
+            try:
+                resources.enter_context(server)
+            except OSError as exc:
+                raise UsageError(
+                    f"{option} {server.address[1]}: cannot listen there ({exc.strerror or exc}); "
+                    "choose another port"
+                ) from None
+        demo_instance(sim, to_epoch_ms(now()))
+        config = _demo_config(sim, receiver, "sqlite:///harvester-demo.db")
+        config["harvest"] = {"interval_seconds": 10, "since": "7d"}
+        config["server"] = {"listen": "127.0.0.1:9465"}
+        say(yaml_text(config))
+        complain(
+            f"Jenkins simulator at {sim.url}, webhook receiver at {receiver.url}; a new build "
+            f"finishes every {DEMO_NEW_BUILD_SECONDS:.0f} s.\n"
+            "In another terminal, with the config above saved as demo.yaml "
+            "(harvester demo --serve > demo.yaml does that):\n"
+            "  harvester --config demo.yaml run        # the daemon\n"
+            "  curl http://127.0.0.1:9465/readyz       # its probes and /metrics\n"
+            "  harvester --config demo.yaml ledger list\n"
+            "Ctrl-C stops the simulator and the receiver."
+        )
+        with stop_on_signals(stop):
+            while not stop.wait(DEMO_NEW_BUILD_SECONDS):
+                demo_new_build(sim, to_epoch_ms(now()))
+    return ExitCode.OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     configure_logging(args.log_level or "WARNING", "text")
+    if args.serve:
+        return _demo_serve(args)
     moment = now()
     with (
         Simulator(root_url="https://jenkins.internal.example/") as sim,
@@ -220,19 +280,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         tempfile.TemporaryDirectory(prefix="harvester-demo-") as workdir,
     ):
         demo_instance(sim, to_epoch_ms(moment))
-        config = settings_from_mapping(
-            {
-                "jenkins": {"url": sim.url, "username": sim.username, "api_token": sim.api_token},
-                "sei": {
-                    "url": receiver.url,
-                    "token": "demo-token",
-                    "instance_guid": DEMO_GUID,
-                    "instance_name": "Demo Jenkins",
-                },
-                "mapping": {"cd_jobs": ["platform/deploy-*"]},
-                "ledger": {"url": f"sqlite:///{workdir}/demo.db"},
-            }
-        )
+        config = settings_from_mapping(_demo_config(sim, receiver, f"sqlite:///{workdir}/demo.db"))
         say(f"Jenkins simulator at {sim.url}, webhook receiver at {receiver.url}")
         harvester = build_harvester(config, threading.Event())
         try:

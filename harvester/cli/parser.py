@@ -209,11 +209,19 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_config_example,
     )
 
-    _command(
+    demo = _command(
         commands,
         "demo",
         "one cycle against a bundled Jenkins simulator and webhook receiver; needs no config",
-        "harvester demo",
+        "harvester demo\n  harvester demo --serve > demo.yaml   # then: harvester --config demo.yaml run",
         cmd_demo,
     )
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep the simulator and the receiver running on fixed ports until Ctrl-C, and print "
+        "a config that points at them",
+    )
+    demo.add_argument("--jenkins-port", type=int, default=8080, metavar="PORT")
+    demo.add_argument("--sei-port", type=int, default=8090, metavar="PORT")
     return parser

@@ -1,7 +1,7 @@
 """The bundled Jenkins simulator and webhook receiver, shipped for ``harvester demo``, the tests and
 the benchmark: not product logic. Only the CLI (for ``demo``) and the tests import this package."""
 
-from harvester.demo.instance import demo_instance
+from harvester.demo.instance import demo_instance, demo_new_build
 from harvester.demo.model import (
     FOLDER,
     FREESTYLE,
@@ -30,4 +30,5 @@ __all__ = [
     "Simulator",
     "branch_job_name",
     "demo_instance",
+    "demo_new_build",
 ]

@@ -155,3 +155,31 @@ def demo_instance(sim: Simulator, now_ms: int) -> None:
                 ],
             )
         )
+
+
+def demo_new_build(sim: Simulator, now_ms: int) -> None:
+    """One more finished build of the demo's Pipeline (``demo --serve`` adds one now and then,
+    so that a daemon against it has something to deliver)."""
+    with sim.lock:
+        app = sim.job("platform/backend/api")
+        number = app.builds[-1].number + 1 if app.builds else 1
+        app.builds.append(
+            SimBuild(
+                number,
+                now_ms - 60_000,
+                duration=50_000,
+                causes=[{"_class": "hudson.model.Cause$UserIdCause", "userId": "alice"}],
+                commits=[f"{number:x}"[-1] * 40],
+                repo_url="https://git.example.com/platform/api.git",
+                branch="main",
+                stages=[
+                    SimStage(
+                        "Build",
+                        "SUCCESS",
+                        now_ms - 59_000,
+                        40_000,
+                        [("Shell Script", "SUCCESS", now_ms - 58_900, 39_000)],
+                    )
+                ],
+            )
+        )

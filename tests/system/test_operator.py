@@ -238,3 +238,55 @@ def test_a_changed_since_is_noted_at_start(sim, receiver, tmp_path, capsys) -> N
     code, _, err = run(capsys, "--config", str(config), "run", "--once")
     assert code == 0
     assert "harvest.since changed from 7d to 90d" in err and "catch-up --since 90d" in err
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_demo_serves_until_interrupted_and_a_daemon_runs_against_it(tmp_path) -> None:
+    # A newcomer's first steps: the simulator and the receiver by hand (`python -m
+    # harvester.demo` is `harvester demo --serve`), the printed config, a cycle against them.
+    jenkins_port, sei_port = _port(), _port()
+    command = [sys.executable, "-m", "harvester.demo", "--jenkins-port", str(jenkins_port)]
+    demo = subprocess.Popen(
+        [*command, "--sei-port", str(sei_port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        assert demo.stdout is not None
+        lines = []
+        while not lines or not lines[-1].startswith("  listen:"):
+            line = demo.stdout.readline()
+            assert line, "the demo printed no config"
+            lines.append(line)
+        config = yaml.safe_load("".join(lines))
+        assert config["jenkins"]["url"] == f"http://127.0.0.1:{jenkins_port}/"
+        config["server"]["listen"] = f"127.0.0.1:{_port()}"
+        path = tmp_path / "demo.yaml"
+        path.write_text(yaml.safe_dump(config))
+        once = harvester("--config", str(path), "run", "--once", cwd=tmp_path)
+        assert once.returncode == 0, once.stderr
+        listed = harvester("--config", str(path), "ledger", "list", cwd=tmp_path)
+        assert "platform/backend/api\t" in listed.stdout
+    finally:
+        demo.send_signal(2)  # SIGINT: Ctrl-C
+        _, err = demo.communicate(timeout=15)
+    assert demo.returncode == 0, err
+    assert "Ctrl-C stops the simulator and the receiver" in err
+    assert "Traceback" not in err
+
+
+def test_the_demo_names_a_busy_port(tmp_path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = harvester("demo", "--serve", "--jenkins-port", str(port), cwd=tmp_path)
+    assert done.returncode == 2
+    assert f"--jenkins-port {port}: cannot listen there" in done.stderr
