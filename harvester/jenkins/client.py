@@ -115,13 +115,22 @@ class _Adapter(HTTPAdapter):
 
 
 class _TooLarge(requests.RequestException):
-    """An answer over the size cap, or one that took too long to arrive."""
+    """An answer over the size cap."""
+
+
+class _TooSlow(requests.RequestException):
+    """An answer whose body took longer than its time cap to arrive (trickling)."""
 
 
 class _BoundedBody:
     """A response hook: reads the streamed body, decompressed, up to ``limit`` bytes and within
     ``seconds``, so that neither python-jenkins (which reads an error answer whole) nor we ever
-    hold more. Over either: the connection is closed and :class:`_TooLarge` raised."""
+    hold more. Over either: the connection is closed and :class:`_TooLarge` raised.
+
+    It reads with urllib3's ``read1`` (what one socket read brings) rather than requests'
+    ``iter_content``, which fills each chunk before returning: a body trickling a byte at a time
+    would pass every check only once its chunk was full, however long that took. urllib3's
+    errors are raised as requests raises them from ``iter_content``."""
 
     def __init__(self, limit: int, seconds: float) -> None:
         self.limit = limit
@@ -131,13 +140,22 @@ class _BoundedBody:
         deadline = time.monotonic() + self.seconds
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_content(64 * 1024):
-            size += len(chunk)
-            if size > self.limit or time.monotonic() > deadline:
-                response.close()
-                over = f"over {self.limit // (1024 * 1024)} MiB" if size > self.limit else None
-                raise _TooLarge(over or f"the answer took over {self.seconds:.0f} s to arrive")
-            chunks.append(chunk)
+        try:
+            while chunk := response.raw.read1(64 * 1024, decode_content=True):
+                size += len(chunk)
+                if size > self.limit:
+                    response.close()
+                    raise _TooLarge(f"over {self.limit // (1024 * 1024)} MiB")
+                if time.monotonic() > deadline:
+                    response.close()
+                    raise _TooSlow(f"its body took over {self.seconds:.0f} s to arrive")
+                chunks.append(chunk)
+        except urllib3.exceptions.DecodeError as exc:
+            raise requests.exceptions.ContentDecodingError(exc) from None
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise requests.ConnectionError(exc) from None
+        except urllib3.exceptions.ProtocolError as exc:
+            raise requests.exceptions.ChunkedEncodingError(exc) from None
         response._content = b"".join(chunks)  # what .content and .text return from now on
         return response
 
@@ -300,13 +318,15 @@ class JenkinsClient:
                     else "is a proxy in front of Jenkins mangling answers?"
                 ),
             ) from None
-        except requests.exceptions.ChunkedEncodingError:
+        except (requests.exceptions.ChunkedEncodingError, _TooSlow) as exc:
             raise JenkinsTransientError(
-                "Jenkins' answer broke off before its end",
+                f"Jenkins' answer was cut short ({exc})"
+                if isinstance(exc, _TooSlow)
+                else "Jenkins' answer broke off before its end",
                 job=job,
                 build=build,
                 url=shown,
-                hint="retried next cycle",
+                hint="retried next cycle; raise jenkins.timeout_seconds if Jenkins is this slow",
             ) from None
         except python_jenkins.NotFoundException:
             status = 404

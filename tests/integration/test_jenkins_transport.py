@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from harvester.errors import (
     JenkinsUnreachable,
 )
 from harvester.jenkins.client import JenkinsClient
-from tests.helpers import Reply, ScriptedServer, loopback_tls, through_proxy
+from tests.helpers import RawServer, Reply, ScriptedServer, loopback_tls, through_proxy
 
 
 @pytest.fixture
@@ -182,3 +183,15 @@ def test_an_error_answer_is_read_with_the_cap_too(server: Callable[..., Scripted
     )
     with pytest.raises(JenkinsMalformedResponse, match="too large"):
         jenkins.discover()
+
+
+def test_an_answer_that_trickles_is_cut_short_in_time() -> None:
+    # Each socket read returns within the timeout, but the body would take 20 s: it is cut at
+    # 4 x the timeout, a transient error (retried next cycle), not a worker held for ever.
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+    with RawServer([[head] + [b" "] * 200], pause=0.1) as trickling:
+        jenkins = JenkinsClient(trickling.url, "u", "t", timeout=0.5, retries=0)
+        started = time.monotonic()
+        with pytest.raises(JenkinsTransientError, match="cut short"):
+            jenkins.discover()
+        assert time.monotonic() - started < 5
