@@ -37,11 +37,13 @@ class CycleResult:
     pending_left: int
     webhook_failing: bool = False
     """Every POST since the receiver's last 2xx failed (the gate's view, across cycles)."""
+    not_active: bool = False
+    """Stopped part-way: this replica lost its controller's lease (the cycle proves nothing)."""
 
     @property
     def succeeded(self) -> bool:
         """Everything reached and collected (recorded as the ledger's "last successful cycle")."""
-        return self.problem is None and not self.collect.job_errors
+        return self.problem is None and not self.collect.job_errors and not self.not_active
 
     @property
     def problem(self) -> str | None:
@@ -90,6 +92,8 @@ class CycleResult:
             parts.append("webhook down")
         if self.collect.job_errors:
             parts.append(f"{len(self.collect.job_errors)} job(s) failed")
+        if self.not_active:
+            parts.append("stopped: no longer the active replica")
         parts.append(f"{self.pending_left} pending")
         return f"cycle: {', '.join(parts)} in {took:.1f}s"
 
@@ -126,6 +130,7 @@ class Harvester:
         collect = CollectReport()
         delivery = DeliveryReport()
         jenkins_error = None
+        not_active = False
         try:
             try:
                 collect = self.collector().collect(resolve_when(self.since, started))
@@ -147,6 +152,7 @@ class Harvester:
             # The lease was lost mid-cycle: no new request, nothing more written; the new active
             # replica goes on from the ledger as it stands.
             log.warning("cycle stopped: %s", exc)
+            not_active = True
         stats = self.ledger.stats()
         counts = stats.counts
         since = stats.pending_since
@@ -161,6 +167,7 @@ class Harvester:
             jenkins_error,
             pending,
             webhook_failing=self.gate.failing_since_success,
+            not_active=not_active,
         )
         self.ledger.record_cycle(
             kind="cycle",

@@ -85,7 +85,7 @@ class Collector:
         """Selected jobs; raises JenkinsUnreachable when Jenkins cannot be asked at all."""
         try:
             jobs = self.jenkins.discover()
-        except JenkinsUnreachable:
+        except (JenkinsUnreachable, NotActive):
             raise
         except HarvesterError as exc:
             raise JenkinsUnreachable(
@@ -240,6 +240,8 @@ class Collector:
             settled.unhold.append(number)
             self.write(job, settled)
             return
+        except NotActive:
+            raise  # not this build's problem: the whole cycle stops
         except HarvesterError as exc:
             log.warning("%s #%d held back: %s", job.full_name, number, exc)
             report.add(held=1)
@@ -267,6 +269,8 @@ class Collector:
             return  # stopping: no new request; the cursor stays, so it is collected next time
         try:
             payload = self.payload(job, build)
+        except NotActive:
+            raise  # not this build's problem: the whole cycle stops
         except HarvesterError as exc:
             log.warning("%s #%d held back: %s", job.full_name, build.number, exc)
             settled.hold.append(build.number)

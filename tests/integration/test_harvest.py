@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ from harvester.demo import (
     Simulator,
     branch_job_name,
 )
-from harvester.errors import JenkinsUnreachable
+from harvester.errors import JenkinsUnreachable, NotActive
 from harvester.jenkins.client import JenkinsClient
 from harvester.ledger import Ledger
 from harvester.util.timeparse import to_epoch_ms
@@ -203,6 +204,24 @@ def test_a_cursor_moved_during_discovery_is_not_a_re_created_job(
     catch_up_beside.join()
     assert report.jobs_recreated == 0
     assert ledger.cursors() == {"app": 5}
+
+
+@pytest.mark.parametrize("admitted", [0, 2], ids=["at-discovery", "at-a-build"])
+def test_a_replica_that_loses_its_lease_mid_cycle_stops_and_blames_no_build(
+    sim: Simulator, ledger: Ledger, admitted: int
+) -> None:
+    # The lease lost before discovery, or after the builds page: the cycle stops (NotActive),
+    # not "Jenkins unreachable", and no build is held back on its account.
+    sim.add("app", PIPELINE).builds = [
+        SimBuild(n, ago(60 - n), stages=[SimStage("Build")]) for n in range(1, 4)
+    ]
+    collector = make_collector(sim, ledger)
+    requests = itertools.count()
+    collector.jenkins.admit = lambda: next(requests) < admitted
+    with pytest.raises(NotActive):
+        collector.collect(NOW - timedelta(days=7))
+    assert ledger.held() == {}
+    assert ledger.entries() == []
 
 
 def test_request_budget_of_a_cycle(sim: Simulator, ledger: Ledger) -> None:
