@@ -175,12 +175,7 @@ class Deliverer:
 
     def _deliver_one(self, entry: LedgerEntry, *, probe: bool = False) -> None:
         report, gate = self.report, self.gate
-        if (
-            self.stop.is_set()
-            or self._halt.is_set()
-            or (gate.outage and not probe)
-            or not self.active()
-        ):
+        if self.stop.is_set() or self._halt.is_set() or (gate.outage and not probe):
             self.ledger.release([entry.id], self.owner)  # not attempted: due again at once
             return
         body = entry.payload if self.envelope is None else self.envelope(entry.payload)
@@ -192,13 +187,15 @@ class Deliverer:
 
         def admit() -> bool:
             nonlocal held_since, lost
-            if lost or not self.active():
+            if lost:
                 return False
             if probe:
                 if self.stop.is_set():
                     return False
-            elif not gate.wait_turn(self.stop, self._halt) or not self.active():
-                return False  # the pacing wait may be long: asked again right before the POST
+            elif not gate.wait_turn(self.stop, self._halt):
+                return False
+            if not self.active():  # asked last, right before the POST: the wait may be long
+                return False
             if time.monotonic() - held_since > RENEW_AFTER_SECONDS:
                 if entry.id not in self.ledger.renew([entry.id], self.owner, self.clock()):
                     lost = True  # the lease ran out and another worker took the row
