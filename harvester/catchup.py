@@ -130,6 +130,7 @@ def scan_job(
             if sink is not None:
                 if build.finished and not collector.stop.is_set():
                     sink(collector.payload(job, build))
+                    collected += 1  # a dry run's: would be collected and sent
                 continue
             collector.settle(job, build, settled)
         if ledger is not None and sink is None:

@@ -146,7 +146,6 @@ def cmd_catch_up(args: argparse.Namespace) -> int:
         resources.enter_context(stop_on_signals(stop))
         sink = None
         deliverer = None
-        would_send: list[int] = []
         if args.dry_run:
             # It reads the ledger to skip what it holds, but writes nothing: no claims released.
             jenkins = jenkins_client(config)
@@ -159,7 +158,6 @@ def cmd_catch_up(args: argparse.Namespace) -> int:
 
             def sink(payload: Payload) -> None:
                 say(compact_json(payload))  # the body as it would be sent, one per line
-                would_send.append(1)
 
         else:
             harvester = build_harvester(config, stop, "catch-up")
@@ -181,7 +179,7 @@ def cmd_catch_up(args: argparse.Namespace) -> int:
         complain("interrupted: a re-run sends only what is left")
     if args.dry_run:
         complain(
-            f"dry run: {result.jobs} job(s) scanned, {len(would_send)} build(s) would be sent "
+            f"dry run: {result.jobs} job(s) scanned, {collect.builds_collected} build(s) would be sent "
             "(printed above, one per line); nothing was written or sent"
         )
         return ExitCode.WORK_LEFT if collect.job_errors or stop.is_set() else ExitCode.OK

@@ -70,12 +70,6 @@ def print_json(value: Any, stream: TextIO | None = None) -> None:
     out.flush()
 
 
-def _seconds(moment: datetime | None) -> str:
-    """A time to read, to the second (no microseconds), in UTC."""
-    shown = iso_utc(moment)
-    return "" if shown is None else shown.split(".")[0].removesuffix("Z") + "Z"
-
-
 def _age(moment: datetime | None, now: datetime) -> str:
     """``45s``, ``12m``, ``3h``, ``9d``: how long ago, in one unit."""
     if moment is None:
@@ -124,8 +118,8 @@ def print_entries(
             "result": entry.result or "",
             "age": _age(entry.started_at, now),
             "attempts": str(entry.attempts),
-            "started": _seconds(entry.started_at),
-            "sent": _seconds(entry.sent_at),
+            "started": iso_utc(entry.started_at, "seconds") or "",
+            "sent": iso_utc(entry.sent_at, "seconds") or "",
             # One line: an error that wraps over six makes the table unreadable.
             "last error": " ".join((entry.last_error or "").split()),
         }

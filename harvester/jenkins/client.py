@@ -471,10 +471,10 @@ class JenkinsClient:
     def _build_object(self, job: str, number: int, rest: str, *, kind: str) -> dict[str, Any]:
         """A JSON object about one build (``<job path><number>/<rest>``); anything else is
         malformed."""
-        response = self._send(
-            f"{names.job_path(job)}{number}/{rest}", kind=kind, job=job, build=number
-        )
-        return self._object(response, job, number, kind)
+        return self._object(self._build_answer(job, number, rest, kind=kind), job, number, kind)
+
+    def _build_answer(self, job: str, number: int, rest: str, *, kind: str) -> requests.Response:
+        return self._send(f"{names.job_path(job)}{number}/{rest}", kind=kind, job=job, build=number)
 
     def _object(
         self, response: requests.Response, job: str, number: int, kind: str
@@ -501,9 +501,10 @@ class JenkinsClient:
     def pipeline_run(self, job: str, number: int) -> PipelineRun | None:
         """``wfapi/describe?fullStages=true``: every stage with its steps in one request. None when
         wfapi answers 404 (not a Pipeline, or the Pipeline Stage View plugin is not installed)."""
-        path = f"{names.job_path(job)}{number}/wfapi/describe?fullStages=true"
         try:
-            response = self._send(path, kind="wfapi", job=job, build=number)
+            response = self._build_answer(
+                job, number, "wfapi/describe?fullStages=true", kind="wfapi"
+            )
         except JenkinsNotFound:
             return None
         try:

@@ -44,12 +44,14 @@ def from_epoch_ms(millis: int) -> datetime:
     return _EPOCH + timedelta(milliseconds=millis)
 
 
-def iso_utc(moment: datetime | None) -> str | None:
+def iso_utc(moment: datetime | None, timespec: str = "auto") -> str | None:
+    """ISO-8601 in UTC with a ``Z``; ``timespec`` as ``datetime.isoformat`` takes it (``seconds``
+    for people: no microseconds)."""
     if moment is None:
         return None
     if moment.tzinfo is None:  # SQLite gives naive datetimes back; we only ever store UTC
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def retry_after_seconds(value: str | None, cap: float, now: float | None = None) -> float | None:
