@@ -7,11 +7,13 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import UTC, datetime
+from typing import Any
 
 from harvester.collect.collector import Collector
 from harvester.config import DEFAULT_RESULT_MAP, LedgerSettings, Settings
 from harvester.cycle import Clock, Harvester
 from harvester.daemon.metrics import Metrics
+from harvester.daemon.status import HealthCheck
 from harvester.delivery.deliverer import Deliverer
 from harvester.delivery.gate import DeliveryGate
 from harvester.errors import HarvesterError
@@ -21,6 +23,8 @@ from harvester.replica import Membership
 from harvester.sei.envelope import Envelope
 from harvester.sei.mapping import MappingRules
 from harvester.sei.webhook import WebhookClient
+from harvester.web.page import StatusPage
+from harvester.web.views import Views
 
 log = logging.getLogger("harvester")
 
@@ -219,6 +223,29 @@ def build_harvester(settings: Settings, stop: threading.Event, kind: str = "once
             settings, webhook, ledger, metrics, stop, gate, clock, replica
         ),
         replica=replica,
+    )
+
+
+def status_page(settings: Settings, harvester: Harvester, health: HealthCheck) -> StatusPage:
+    """The status page of a daemon: its ledger, and what the running parts say about themselves."""
+
+    def live() -> dict[str, Any]:
+        healthy, detail = health()
+        state, note = harvester.gate.describe()
+        return {
+            "healthy": healthy,
+            "health": detail,
+            "role": "active" if harvester.replica is None else harvester.replica.role,
+            "jenkins_in_flight": harvester.jenkins.governor.in_flight,
+            "jenkins_limit": harvester.jenkins.governor.limit,
+            "delivery_state": state,
+            "delivery_note": note,
+        }
+
+    token = settings.server.admin_token
+    return StatusPage(
+        Views(harvester.ledger, live),
+        admin_token=None if token is None else token.get_secret_value(),
     )
 
 

@@ -218,6 +218,22 @@ class LedgerConfig(_Section):
 
 class ServerConfig(_Section):
     listen: str | None = None
+    # The status page offers changes (retry dead rows, forget a build) only with a token set;
+    # each change is a POST that carries it. Unset: the page is read-only.
+    admin_token: SecretStr | None = None
+    admin_token_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _load_token(self) -> Self:
+        if self.admin_token is not None or self.admin_token_file is not None:
+            token = _read_secret(self.admin_token, self.admin_token_file, "admin_token")
+            if len(token.get_secret_value()) < 16:
+                raise ValueError(
+                    "admin_token: shorter than 16 characters; use a random one, e.g. "
+                    "`openssl rand -hex 16`"
+                )
+            object.__setattr__(self, "admin_token", token)
+        return self
 
     @field_validator("listen")
     @classmethod

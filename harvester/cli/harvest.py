@@ -19,6 +19,7 @@ from harvester.app import (
     make_collector,
     now,
     open_ledger_to_read,
+    status_page,
 )
 from harvester.catchup import LogProgress, Progress, catch_up
 from harvester.cli import output
@@ -67,7 +68,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if config.server.address is not None:
             try:
                 server = StatusServer(
-                    config.server.address, harvester.metrics, health, liveness
+                    config.server.address,
+                    harvester.metrics,
+                    health,
+                    liveness,
+                    status_page(config, harvester, health),
                 ).start()
             except OSError as exc:
                 raise ConfigError(
@@ -79,7 +84,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                         else "choose an address of this host"
                     ),
                 ) from None
-            log.info("serving /livez, /readyz, /healthz and /metrics on %s", config.server.listen)
+            log.info(
+                "serving the status page on http://%s/ (and /api/..., /livez, /readyz, /metrics)",
+                config.server.listen,
+            )
 
         def cycle() -> None:
             # A standby waits for the lease here (most of an interval, then the next tick), so

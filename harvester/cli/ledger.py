@@ -12,7 +12,7 @@ from harvester.cli.common import ledger_settings
 from harvester.cli.output import say
 from harvester.errors import ExitCode, NotFoundInLedger, UsageError
 from harvester.ledger import Ledger, LedgerEntry
-from harvester.util.names import decoded
+from harvester.util.names import decoded, glob_match
 from harvester.util.urls import mask
 
 
@@ -124,6 +124,18 @@ def cmd_ledger_forget(args: argparse.Namespace) -> int:
     finally:
         ledger.close()
     say(f"forgot {job} #{args.build}; the next cycle collects and sends it again")
+    return ExitCode.OK
+
+
+def cmd_ledger_jobs(args: argparse.Namespace) -> int:
+    ledger = open_ledger(ledger_settings(args), args.controller)
+    try:
+        names = None
+        if args.job is not None:
+            names = [name for name in ledger.job_names() if glob_match(args.job, name)]
+        output.print_jobs(ledger.job_summaries(names, last_collected=True), as_json=args.json)
+    finally:
+        ledger.close()
     return ExitCode.OK
 
 

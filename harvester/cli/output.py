@@ -23,7 +23,7 @@ from rich.table import Table
 from harvester.catchup import Progress, progress_counts
 from harvester.collect.report import CollectReport
 from harvester.delivery.deliverer import DeliveryReport
-from harvester.ledger import DeliveryAttempt, LedgerEntry, LedgerStats
+from harvester.ledger import DeliveryAttempt, JobSummary, LedgerEntry, LedgerStats
 from harvester.util.timeparse import iso_utc
 
 
@@ -124,6 +124,12 @@ def print_entries(
             "last error": " ".join((entry.last_error or "").split()),
         }
         rows.append([values[column] for column in columns])
+    print_table(columns, rows, wide=wide)
+
+
+def print_table(columns: list[str], rows: list[list[str]], *, wide: bool = False) -> None:
+    """On a terminal, a table that fits it, names and errors cut with an ellipsis (``wide``:
+    every column whole); piped, tab-separated text with a header line."""
     if not sys.stdout.isatty():
         say("\t".join(columns))
         for row in rows:
@@ -140,7 +146,51 @@ def print_entries(
     out.print(table)
 
 
-FLEXIBLE = ("job", "last error", "controller")
+def print_jobs(jobs: Sequence[JobSummary], *, as_json: bool, now: datetime | None = None) -> None:
+    """``ledger jobs``: each job's cursor, held numbers and why, and its last collection."""
+    if as_json:
+        print_json(
+            [
+                {
+                    "controller": job.controller,
+                    "job": job.job,
+                    "cursor": job.cursor,
+                    "cursor_moved_at": iso_utc(job.cursor_moved_at),
+                    "held": [
+                        {"number": h.number, "since": iso_utc(h.since), "reason": h.reason}
+                        for h in job.held
+                    ],
+                    "last_collected_at": iso_utc(job.last_collected_at),
+                }
+                for job in jobs
+            ]
+        )
+        return
+    if not jobs:
+        console().print("The ledger follows no jobs yet: run a cycle first.")
+        return
+    now = now or datetime.now(tz=UTC)
+    columns = ["job", "cursor", "last collected", "held (why)"]
+    if len({job.controller for job in jobs}) > 1:
+        columns.insert(0, "controller")
+    rows = []
+    for job in jobs:
+        values = {
+            "controller": job.controller,
+            "job": job.job,
+            "cursor": "" if job.cursor is None else f"#{job.cursor}",
+            "last collected": _age(job.last_collected_at, now)
+            + (" ago" if job.last_collected_at else ""),
+            "held (why)": "; ".join(
+                f"#{h.number} {' '.join((h.reason or 'no reason recorded').split())}"
+                for h in job.held
+            ),
+        }
+        rows.append([values[column] for column in columns])
+    print_table(columns, rows)
+
+
+FLEXIBLE = ("job", "last error", "controller", "held (why)")
 
 
 def _widths(columns: list[str], rows: list[list[str]], room: int) -> list[int]:
@@ -159,7 +209,7 @@ def _widths(columns: list[str], rows: list[list[str]], room: int) -> list[int]:
     if wanted <= left:
         return natural
     widths = list(natural)
-    shares = {"job": 3.0, "last error": 2.0, "controller": 1.0}
+    shares = {"job": 3.0, "last error": 2.0, "held (why)": 2.0, "controller": 1.0}
     total = sum(shares[columns[i]] for i in flexible)
     for i in flexible:
         widths[i] = max(min(natural[i], int(left * shares[columns[i]] / total)), 8)

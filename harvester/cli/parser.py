@@ -15,6 +15,7 @@ from harvester.cli.ledger import (
     cmd_config_example,
     cmd_db_upgrade,
     cmd_ledger_forget,
+    cmd_ledger_jobs,
     cmd_ledger_list,
     cmd_ledger_retry,
     cmd_ledger_show,
@@ -179,6 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("job", metavar="JOB")
     forget.add_argument("build", metavar="BUILD", type=build_number)
     _controller_option(forget)
+    jobs = _command(
+        actions,
+        "jobs",
+        "each job's cursor, its held builds and why each is held, its last collection",
+        "harvester ledger jobs --job 'team-a/**'",
+        cmd_ledger_jobs,
+    )
+    jobs.add_argument("--job", metavar="GLOB")
+    jobs.add_argument("--json", action="store_true")
+    _controller_option(jobs)
     stats = _command(
         actions,
         "stats",

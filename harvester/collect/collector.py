@@ -244,6 +244,8 @@ class Collector:
             raise  # not this build's problem: the whole cycle stops
         except HarvesterError as exc:
             log.warning("%s #%d held back: %s", job.full_name, number, exc)
+            settled.hold[number] = str(exc)  # why, as the status page and `ledger jobs` show
+            self.write(job, settled)
             report.add(held=1)
             return
         build = self.parse_build(job, raw)
@@ -263,7 +265,7 @@ class Collector:
         """A finished build becomes a row; one still running, or whose details fail to load, is
         held (re-checked on its own next cycle)."""
         if not build.finished:
-            settled.hold.append(build.number)
+            settled.hold[build.number] = "still running"
             return
         if self.stop.is_set() and self.details.needs_requests(job, build):
             return  # stopping: no new request; the cursor stays, so it is collected next time
@@ -273,7 +275,7 @@ class Collector:
             raise  # not this build's problem: the whole cycle stops
         except HarvesterError as exc:
             log.warning("%s #%d held back: %s", job.full_name, build.number, exc)
-            settled.hold.append(build.number)
+            settled.hold[build.number] = str(exc)
             return
         settled.rows.append(self.new_build(job, build, payload))
 
@@ -284,7 +286,7 @@ class Collector:
         return self.ledger.add_pending(
             settled.rows,
             now=self.clock(),
-            hold=[(job.full_name, n) for n in settled.hold],
+            hold=[(job.full_name, n, why) for n, why in settled.hold.items()],
             unhold=[(job.full_name, n) for n in settled.unhold],
         )
 

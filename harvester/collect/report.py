@@ -46,5 +46,5 @@ class Settled:
     """What a page (or a held build) settled: rows to write, numbers to hold or release."""
 
     rows: list[NewBuild] = field(default_factory=list)
-    hold: list[int] = field(default_factory=list)
+    hold: dict[int, str] = field(default_factory=dict)  # number -> why it is held
     unhold: list[int] = field(default_factory=list)

@@ -1,10 +1,11 @@
-"""The probes and ``/metrics`` on ``server.listen`` (stdlib http.server in a daemon thread):
-``/livez`` (the process and its scheduler are alive), ``/readyz`` and ``/healthz`` (the health of
-the last cycles)."""
+"""The HTTP server on ``server.listen`` (stdlib http.server in a daemon thread): ``/livez`` (the
+process and its scheduler are alive), ``/readyz`` and ``/healthz`` (the health of the last
+cycles), ``/metrics``, and every other path to the status page it is given."""
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -13,8 +14,10 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from harvester.daemon.metrics import CONTENT_TYPE, Metrics
-from harvester.util.httpserver import QuietHandler, ThreadedServer
+from harvester.util.httpserver import Page, QuietHandler, ThreadedServer
 from harvester.util.timeparse import iso_utc
+
+log = logging.getLogger("harvester.status")
 
 HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
 
@@ -100,10 +103,12 @@ class StatusServer(ThreadedServer):
         metrics: Metrics,
         health: HealthCheck,
         liveness: HealthCheck | None = None,
+        page: Page | None = None,
     ) -> None:
         super().__init__()
         self.address = address
         self.metrics = metrics
+        self.page = page
         self.probes: dict[str, HealthCheck] = {
             "/readyz": health,
             "/healthz": health,  # the name it had before /readyz: kept
@@ -111,12 +116,24 @@ class StatusServer(ThreadedServer):
         }
 
     def make_handler(self) -> type[BaseHTTPRequestHandler]:
-        return type("Handler", (_Handler,), {"metrics": self.metrics, "probes": self.probes})
+        return type(
+            "Handler",
+            (_Handler,),
+            {
+                "metrics": self.metrics,
+                "probes": self.probes,
+                "page": None if self.page is None else staticmethod(self.page),
+            },
+        )
+
+
+MAX_BODY = 8192  # the status page's forms are a few fields
 
 
 class _Handler(QuietHandler):
     metrics: Metrics
     probes: dict[str, HealthCheck]
+    page: Page | None
 
     def do_GET(self) -> None:
         path = self.path.split("?")[0]
@@ -127,6 +144,33 @@ class _Handler(QuietHandler):
         elif path == "/metrics":
             self.respond(200, self.metrics.exposition(), CONTENT_TYPE)
         else:
+            self._to_page("GET", b"")
+
+    def do_POST(self) -> None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            self.close_connection = True
+            self.respond(413, b"a form of at most 8 KiB\n", "text/plain")
+            return
+        self._to_page("POST", self.rfile.read(length))
+
+    def _to_page(self, method: str, body: bytes) -> None:
+        reply = None
+        if self.page is not None:
+            try:
+                reply = self.page(method, self.path, body)
+            except Exception:  # a bug in a view must not end the server thread silently
+                log.exception("the status page failed on %s %s", method, self.path[:200])
+                self.respond(500, b"the status page failed; see the daemon's log\n", "text/plain")
+                return
+        if reply is None:
             self.respond(
-                404, b"not found: try /livez, /readyz, /healthz or /metrics\n", "text/plain"
+                404,
+                b"not found: try /, /api/overview, /livez, /readyz, /healthz or /metrics\n",
+                "text/plain",
             )
+            return
+        self.respond(reply.status, reply.body, reply.content_type, reply.headers)

@@ -54,6 +54,24 @@ class DeliveryGate:
         self.failing_since_success = False
         self.first_cycle = True  # the first cycle of a process ignores every row's backoff
 
+    def describe(self) -> tuple[str, str]:
+        """What delivery is doing, for people (the status page): ``flowing``, ``paused`` (a 429)
+        or ``outage``, and a sentence."""
+        with self._lock:
+            now = self._clock()
+            if self.outage:
+                wait = max(self.next_probe_at - now, 0.0)
+                return "outage", (
+                    f"every build failed transiently: one probes the receiver in {wait:.0f} s; "
+                    "no attempt is counted meanwhile"
+                )
+            if self.paused_until > now:
+                return "paused", (
+                    f"the receiver answered 429: every worker waits {self.paused_until - now:.0f} s"
+                )
+        pace = "unpaced" if self.rate <= 0 else f"paced at {self.rate * 60:.0f} requests/min"
+        return "flowing", pace
+
     # -- pacing and pauses -----------------------------------------------------------------------
 
     def wait_turn(self, stop: threading.Event, halt: threading.Event) -> bool:

@@ -54,6 +54,11 @@ class Governor:
         """The requests that may be in flight now (``/metrics``)."""
         return int(self._limit)
 
+    @property
+    def in_flight(self) -> int:
+        """The requests in flight now (the status page)."""
+        return self._in_flight
+
     @contextmanager
     def slot(self) -> Iterator[None]:
         with self._condition:

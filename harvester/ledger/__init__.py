@@ -6,6 +6,7 @@ PostgreSQL differences) and :mod:`.migrate` (Alembic).
 """
 
 from harvester.ledger.base import CLAIM_LEASE, Fence
+from harvester.ledger.browse import Cycle, Held, JobSummary, Row
 from harvester.ledger.dialects import Dialect
 from harvester.ledger.records import (
     STATUSES,
@@ -22,12 +23,16 @@ __all__ = [
     "CLAIM_LEASE",
     "STATUSES",
     "Base",
+    "Cycle",
     "DeliveryAttempt",
     "Dialect",
     "Fence",
+    "Held",
+    "JobSummary",
     "Ledger",
     "LedgerEntry",
     "LedgerStats",
     "NewBuild",
+    "Row",
     "Status",
 ]

@@ -11,8 +11,15 @@ from sqlalchemy import Connection, delete, select
 
 from harvester.ledger.base import LedgerBase
 from harvester.ledger.records import NewBuild, utc
-from harvester.ledger.schema import BUILDS, JOB_CURSORS, BuildRow, HeldBuildRow, JobCursorRow
-from harvester.ledger.statements import INSERT_PAYLOAD
+from harvester.ledger.schema import (
+    BUILDS,
+    JOB_CURSORS,
+    BuildRow,
+    ForgottenBuildRow,
+    HeldBuildRow,
+    JobCursorRow,
+)
+from harvester.ledger.statements import INSERT_ATTEMPT, INSERT_PAYLOAD
 from harvester.util.timeparse import to_epoch_ms
 
 
@@ -54,11 +61,12 @@ class Collecting(LedgerBase):
         *,
         now: datetime,
         cursor: tuple[str, int] | None = None,
-        hold: Iterable[tuple[str, int]] = (),
+        hold: Iterable[tuple[str, int, str]] = (),
         unhold: Iterable[tuple[str, int]] = (),
     ) -> int:
         """Write collected builds as ``pending`` (or ``skipped``), ignoring ones already
-        recorded; hold back and release numbers; and move the job's cursor forward, all in one
+        recorded; hold back numbers (job, number, why) and release them; and move the job's
+        cursor forward, all in one
         transaction: the cursor never passes a build that is not safely stored or held. Returns
         how many rows were new (``pending`` ones)."""
         hold, unhold = list(hold), list(unhold)
@@ -77,13 +85,22 @@ class Collecting(LedgerBase):
                         )
                     )
             if hold:
+                statement = self._dialect.insert(HeldBuildRow)
                 connection.execute(
-                    self._dialect.insert(HeldBuildRow).on_conflict_do_nothing(
-                        index_elements=["controller", "job", "number"]
+                    # Held again: since when stays, why is the latest reason.
+                    statement.on_conflict_do_update(
+                        index_elements=["controller", "job", "number"],
+                        set_={"reason": statement.excluded.reason},
                     ),
                     [
-                        {"controller": me, "job": job, "number": number, "held_since": now}
-                        for job, number in hold
+                        {
+                            "controller": me,
+                            "job": job,
+                            "number": number,
+                            "held_since": now,
+                            "reason": reason,
+                        }
+                        for job, number, reason in hold
                     ],
                 )
             if cursor is not None:
@@ -110,7 +127,46 @@ class Collecting(LedgerBase):
             INSERT_PAYLOAD,
             [{"build_id": row.id, "payload": b.payload} for row, b in zip(rows, new, strict=True)],
         )
+        self._carry_forgotten(connection, rows, now)
         return sum(1 for b in new if b.skipped is None)
+
+    def _carry_forgotten(self, connection: Connection, rows: Sequence[Any], now: datetime) -> None:
+        """A build collected again after ``ledger forget``: its new history starts with the
+        forget, so that an operator's change stays visible in the row (CONTRACT §9)."""
+        me = self._me
+        by_key = {(row.job, row.number): row.id for row in rows}
+        notes = connection.execute(
+            select(ForgottenBuildRow).where(
+                ForgottenBuildRow.controller == me,
+                ForgottenBuildRow.job.in_({job for job, _ in by_key}),
+                ForgottenBuildRow.number.in_({number for _, number in by_key}),
+            )
+        ).all()
+        notes = [note for note in notes if (note.job, note.number) in by_key]
+        if not notes:
+            return
+        connection.execute(
+            INSERT_ATTEMPT,
+            [
+                {
+                    "build_id": by_key[(note.job, note.number)],
+                    "attempted_at": utc(note.forgotten_at),
+                    "outcome": "operator",
+                    "http_status": None,
+                    "error": note.note,
+                    "duration_ms": 0,
+                }
+                for note in notes
+            ],
+        )
+        for note in notes:
+            connection.execute(
+                delete(ForgottenBuildRow).where(
+                    ForgottenBuildRow.controller == me,
+                    ForgottenBuildRow.job == note.job,
+                    ForgottenBuildRow.number == note.number,
+                )
+            )
 
     def _insert_builds(self) -> Any:
         """Builds as collected; one already recorded (same start time) is left as it is."""

@@ -47,6 +47,10 @@ class Dialect:
     def greatest(self, left: Any, right: Any) -> Any:
         raise NotImplementedError
 
+    def minute(self, moment: Any) -> Any:
+        """``moment``'s UTC minute as text, ``YYYY-MM-DD HH:MM`` (the status page's chart)."""
+        raise NotImplementedError
+
     def claim(self, select: Select[Any]) -> Select[Any]:
         """The claim query as this backend runs it."""
         return select
@@ -117,6 +121,9 @@ class Sqlite(Dialect):
 
     def greatest(self, left: Any, right: Any) -> Any:
         return func.max(left, right)  # SQLite's two-argument max() is a scalar function
+
+    def minute(self, moment: Any) -> Any:
+        return func.strftime("%Y-%m-%d %H:%M", moment)  # stored as UTC text already
 
     @contextmanager
     def migrating(self, engine: Engine) -> Iterator[Connection]:
@@ -209,6 +216,9 @@ class Postgresql(Dialect):
 
     def greatest(self, left: Any, right: Any) -> Any:
         return func.greatest(left, right)
+
+    def minute(self, moment: Any) -> Any:
+        return func.to_char(func.timezone("UTC", moment), "YYYY-MM-DD HH24:MI")
 
     def claim(self, select: Select[Any]) -> Select[Any]:
         # Two replicas on one PostgreSQL ledger each take different rows instead of waiting.

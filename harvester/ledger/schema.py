@@ -90,7 +90,11 @@ class BuildPayloadRow(Base):
 
 class DeliveryAttemptRow(Base):
     __tablename__ = "delivery_attempts"
-    __table_args__ = (Index("ix_delivery_attempts_build", "build_id"),)
+    __table_args__ = (
+        Index("ix_delivery_attempts_build", "build_id"),
+        # The status page's chart: the last 24 hours of attempts (migration 0008).
+        Index("ix_delivery_attempts_time", "attempted_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     build_id: Mapped[int] = mapped_column(ForeignKey("builds.id", ondelete="CASCADE"))
@@ -123,6 +127,24 @@ class HeldBuildRow(Base):
     job: Mapped[str] = mapped_column(String(1024))
     number: Mapped[int] = mapped_column(Integer)
     held_since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Why, as last seen: "still running", or the error its details failed with (migration 0008).
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ForgottenBuildRow(Base):
+    """A build the operator forgot (``ledger forget``), until it is collected again: the new row's
+    history starts with this note, so the forget stays visible (migration 0008)."""
+
+    __tablename__ = "forgotten_builds"
+    __table_args__ = (
+        PrimaryKeyConstraint("controller", "job", "number", name="pk_forgotten_builds"),
+    )
+
+    controller: Mapped[str] = _controller()
+    job: Mapped[str] = mapped_column(String(1024))
+    number: Mapped[int] = mapped_column(Integer)
+    forgotten_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str] = mapped_column(Text)
 
 
 class NoteRow(Base):

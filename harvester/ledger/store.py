@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from harvester.errors import LedgerError
 from harvester.ledger import migrate as migrations
+from harvester.ledger.browse import Browsing
 from harvester.ledger.collecting import Collecting
 from harvester.ledger.delivering import Delivering
 from harvester.ledger.dialects import database_reason, dialect_of, open_engine
@@ -32,15 +33,17 @@ from harvester.ledger.schema import (
     BuildRow,
     CycleRow,
     DeliveryAttemptRow,
+    ForgottenBuildRow,
     HeldBuildRow,
     JobCursorRow,
     NoteRow,
 )
 from harvester.ledger.statements import ENTRIES, INSERT_ATTEMPT
 from harvester.util.names import glob_match
+from harvester.util.timeparse import iso_utc
 
 
-class Ledger(Collecting, Delivering, Replicas):
+class Ledger(Collecting, Delivering, Replicas, Browsing):
     """All reads and writes of the ledger. Thread-safe: each call uses its own connection.
 
     ``controller`` (``jenkins.name``) scopes every query to one controller's rows (CONTRACT §5);
@@ -175,8 +178,9 @@ class Ledger(Collecting, Delivering, Replicas):
             for r in rows
         ]
 
-    def retry(self, ids: Sequence[int], now: datetime) -> int:
-        """Set ``dead`` rows back to ``pending``, due now, with a fresh attempt budget."""
+    def retry(self, ids: Sequence[int], now: datetime, *, by: str = "ledger retry") -> int:
+        """Set ``dead`` rows back to ``pending``, due now, with a fresh attempt budget; ``by``
+        (who asked) is written in each row's history."""
         if not ids:
             return 0
         with self._write() as connection:
@@ -199,7 +203,7 @@ class Ledger(Collecting, Delivering, Replicas):
                             "attempted_at": now,
                             "outcome": "operator",
                             "http_status": None,
-                            "error": "ledger retry: dead -> pending, attempts reset",
+                            "error": f"{by}: dead -> pending, attempts reset",
                             "duration_ms": 0,
                         }
                         for row_id in retried
@@ -254,10 +258,17 @@ class Ledger(Collecting, Delivering, Replicas):
     def forget(self, job: str, number: int, now: datetime) -> bool:
         """Delete the row of ``job`` #``number`` (see :meth:`entry`) and move the job's cursor
         back below it, so the next cycle collects the build again (the only place a cursor moves
-        backwards on the user's request). A build the ledger does not hold changes nothing."""
+        backwards on the user's request). The forget is noted, and the new row's history starts
+        with it. A build the ledger does not hold changes nothing."""
         entry = self.entry(job, number)
         if entry is None:
             return False
+        attempts = len(self.history(entry.id))
+        note = (
+            f"ledger forget: the row was {entry.status}"
+            + (f" at {iso_utc(entry.sent_at, 'seconds')}" if entry.sent_at is not None else "")
+            + f" after {attempts} attempt(s); collected again"
+        )
         with self._write() as connection:
             deleted = connection.execute(delete(BuildRow).where(BuildRow.id == entry.id)).rowcount
             if not deleted:
@@ -270,6 +281,15 @@ class Ledger(Collecting, Delivering, Replicas):
                     JobCursorRow.last_number >= number,
                 )
                 .values(last_number=number - 1, updated_at=now)
+            )
+            statement = self._dialect.insert(ForgottenBuildRow).values(
+                controller=entry.controller, job=job, number=number, forgotten_at=now, note=note
+            )
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["controller", "job", "number"],
+                    set_={"forgotten_at": now, "note": note},
+                )
             )
             return True
 

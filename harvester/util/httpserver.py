@@ -6,8 +6,24 @@ from __future__ import annotations
 import ssl
 import sys
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An answer a page handler gives the server to send."""
+
+    status: int
+    body: bytes
+    content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Page = Callable[[str, str, bytes], Reply | None]
+"""(method, path with query, body) -> the answer, or None: not this handler's path."""
 
 
 class QuietHandler(BaseHTTPRequestHandler):

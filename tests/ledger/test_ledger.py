@@ -58,7 +58,7 @@ def test_times_with_microseconds_are_due_at_that_moment(ledger: Ledger) -> None:
     # at that moment, and its times read back as written.
     now = NOW.replace(microsecond=123_456)
     ledger.add_pending([build("a", 1)], now=now)
-    ledger.add_pending([build("a", 2)], now=now, hold=[("a", 3)])
+    ledger.add_pending([build("a", 2)], now=now, hold=[("a", 3, "still running")])
     due = ledger.claim_due(now, 10, "w")
     assert [e.number for e in due] == [1, 2]
     assert [e.next_attempt_at for e in due] == [now, now]
@@ -78,7 +78,10 @@ def test_a_page_with_a_reused_number_keeps_each_build_s_own_payload(ledger: Ledg
     # beside the old build in the same page, must not take the other's payload.
     old = build("a", 1, minutes_ago=60)
     reused = NewBuild("a", 1, None, "{}", NOW, skipped="number reused")
-    assert ledger.add_pending([old, reused, build("a", 2)], now=NOW, hold=[("a", 3)]) == 2
+    assert (
+        ledger.add_pending([old, reused, build("a", 2)], now=NOW, hold=[("a", 3, "still running")])
+        == 2
+    )
     rows = sorted(ledger.entries(), key=lambda e: (e.number, e.started_at))
     assert [(e.number, e.status, e.payload) for e in rows] == [
         (1, "pending", '{"build_number":1}'),
@@ -314,7 +317,7 @@ def test_controllers_never_see_each_other_s_rows(ledger_url: str) -> None:
             [build("deploy-prod", 1), build("folder/app", 2)],
             now=NOW,
             cursor=("deploy-prod", 1),
-            hold=[("folder/app", 3)],
+            hold=[("folder/app", 3, "still running")],
         )
         == 2
     )
@@ -340,8 +343,13 @@ def test_controllers_never_see_each_other_s_rows(ledger_url: str) -> None:
 
 
 def test_held_numbers_are_kept_until_released_and_restart_clears_them(ledger: Ledger) -> None:
-    ledger.add_pending([], now=NOW, hold=[("a", 3), ("a", 5), ("b", 1)], cursor=("a", 6))
-    ledger.add_pending([], now=NOW, hold=[("a", 3)])  # held twice: still once
+    ledger.add_pending(
+        [],
+        now=NOW,
+        hold=[("a", 3, "still running"), ("a", 5, "still running"), ("b", 1, "still running")],
+        cursor=("a", 6),
+    )
+    ledger.add_pending([], now=NOW, hold=[("a", 3, "still running")])  # held twice: still once
     assert ledger.held() == {"a": {3, 5}, "b": {1}}
     ledger.add_pending([build("a", 3)], now=NOW, unhold=[("a", 3)])
     assert ledger.held() == {"a": {5}, "b": {1}}

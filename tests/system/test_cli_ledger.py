@@ -227,7 +227,9 @@ def test_forget(filled, capsys) -> None:
 
 def test_stats(filled, capsys) -> None:
     config, ledger = filled
-    ledger.add_pending([], now=NOW, hold=[("team/app", 9), ("other/job", 4)])
+    ledger.add_pending(
+        [], now=NOW, hold=[("team/app", 9, "still running"), ("other/job", 4, "still running")]
+    )
     code, out, _ = run(capsys, "--config", str(config), "ledger", "stats", "--json")
     assert code == 0
     stats = json.loads(out)
