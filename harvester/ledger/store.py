@@ -263,7 +263,7 @@ class Ledger(Collecting, Delivering, Replicas, Browsing):
         entry = self.entry(job, number)
         if entry is None:
             return False
-        attempts = len(self.history(entry.id))
+        attempts = sum(1 for a in self.history(entry.id) if a.outcome != "operator")
         note = (
             f"ledger forget: the row was {entry.status}"
             + (f" at {iso_utc(entry.sent_at, 'seconds')}" if entry.sent_at is not None else "")
