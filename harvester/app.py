@@ -74,7 +74,7 @@ def webhook_client(settings: Settings) -> WebhookClient:
 
 
 def open_ledger(settings: Settings | LedgerSettings, controller: str | None = None) -> Ledger:
-    """The ledger, migrated first as by every command that opens it (CONTRACT §2, db upgrade).
+    """The ledger, migrated first as by every command that opens it.
     Scoped to ``controller``, or, with a full config, to ``jenkins.name``."""
     connections = 10
     if isinstance(settings, Settings):
@@ -101,7 +101,7 @@ def open_ledger_to_read(settings: Settings) -> Ledger | None:
 
 def open_ledger_for_delivery(settings: Settings) -> Ledger:
     """The ledger of a process that collects and delivers: a 0.1 ledger's rows adopted for this
-    controller (CONTRACT §5)."""
+    controller."""
     ledger = open_ledger(settings)
     adopted = ledger.adopt()
     if adopted:
@@ -117,7 +117,7 @@ def open_ledger_for_delivery(settings: Settings) -> Ledger:
 def join_replicas(
     settings: Settings, ledger: Ledger, kind: str, metrics: Metrics | None = None
 ) -> Membership:
-    """This process as a replica of its controller (CONTRACT §7): a daemon contends for the
+    """This process as a replica of its controller: a daemon contends for the
     controller's lease; a second daemon on one SQLite ledger is refused here."""
     membership = Membership(ledger, kind, settings.harvest.interval_seconds)
     if metrics is not None:

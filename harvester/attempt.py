@@ -1,6 +1,6 @@
 """What one delivery attempt did: the one record the webhook client produces and the ledger writes.
 
-It sits below both (CONTRACT §4's answer table is decided in :mod:`harvester.sei.webhook`; what the
+It sits below both (the answer table is decided in :mod:`harvester.sei.webhook`; what the
 row becomes, ``sent``/``pending``/``dead``, in :meth:`harvester.ledger.Ledger.record_attempt`).
 """
 

@@ -1,4 +1,4 @@
-"""Configuration (CONTRACT §3): one YAML file, overridden key by key from ``HARVESTER_<SECTION>__<KEY>``.
+"""Configuration: one YAML file, overridden key by key from ``HARVESTER_<SECTION>__<KEY>``.
 
 Loading never raises anything but :class:`~harvester.errors.ConfigError`, whose message names the
 field path (``sei.instance_guid: not a valid UUID``), so the CLI can exit 2 with a useful line.
@@ -54,7 +54,7 @@ DEFAULT_LIBRARY_REMOTES = [
 
 
 class _Section(BaseModel):
-    # Unknown keys are an error (CONTRACT §3): a typo must not silently fall back to a default.
+    # Unknown keys are an error: a typo must not silently fall back to a default.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -97,7 +97,7 @@ class JenkinsConfig(_SecretSection):
     credential_key = "api_token"
 
     url: str
-    # The controller's key in the ledger (CONTRACT §5): processes with different names never see
+    # The controller's key in the ledger: processes with different names never see
     # each other's rows; processes with the same name are replicas of one harvester.
     name: str | None = Field(None, min_length=1, max_length=255, pattern=r"^\S(.*\S)?$")
     username: str
@@ -364,7 +364,7 @@ class LedgerSettings(_FileThenEnvironment):
 
 
 def check_environment(environ: Mapping[str, str] | None = None) -> None:
-    """Every ``HARVESTER_...`` variable must name a setting (CONTRACT §3): a typo such as
+    """Every ``HARVESTER_...`` variable must name a setting: a typo such as
     ``HARVESTER_SEI_TOKEN`` (one underscore) is reported, not silently ignored."""
     unknown = envvars.unknown_variable(Settings, "HARVESTER_", {CONFIG_PATH_ENV}, environ)
     if unknown is not None:
@@ -414,7 +414,7 @@ def _yaml(text: str, source: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        # Name the place, never the text: the offending line may hold a token (CONTRACT §3).
+        # Name the place, never the text: the offending line may hold a token.
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or "cannot be parsed"
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

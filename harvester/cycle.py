@@ -47,7 +47,7 @@ class CycleResult:
 
     @property
     def problem(self) -> str | None:
-        """What makes /healthz 503 (CONTRACT §7): Jenkins out of reach, or the webhook failing
+        """What makes /healthz 503: Jenkins out of reach, or the webhook failing
         every delivery. One job's failure alone is not one."""
         if self.jenkins_error is not None:
             return f"Jenkins unreachable: {self.jenkins_error}"
@@ -62,7 +62,7 @@ class CycleResult:
 
     @property
     def exit_code(self) -> int:
-        """CONTRACT §2 and §4a: 3 only when Jenkins cannot be reached at all; 4 when the webhook
+        """README "Commands" and §4a: 3 only when Jenkins cannot be reached at all; 4 when the webhook
         rejected the credentials or the URL; 1 when work is left; else 0."""
         if self.jenkins_error is not None:
             return ExitCode.JENKINS_UNREACHABLE

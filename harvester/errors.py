@@ -19,7 +19,7 @@ from harvester.util.urls import scrub
 
 
 class ExitCode:
-    """Exit codes of CONTRACT §2."""
+    """Exit codes of README "Commands"."""
 
     OK = 0
     WORK_LEFT = 1
@@ -160,4 +160,4 @@ class NotFoundInLedger(HarvesterError):
 class NotActive(HarvesterError):
     """This daemon is not (or no longer) its controller's active replica: another one holds the
     lease, or this one could not renew it in time. It starts no request and writes nothing that
-    matters until it is active again (CONTRACT §7, fencing)."""
+    matters until it is active again."""

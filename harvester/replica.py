@@ -1,4 +1,4 @@
-"""This process as a replica of its controller (CONTRACT §7): registered in the ledger under a uuid,
+"""This process as a replica of its controller: registered in the ledger under a uuid,
 and, for a daemon, the active replica or a standby, through the controller's lease.
 
 One thread, the keeper, does all of it in short transactions, every third of an interval: the

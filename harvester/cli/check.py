@@ -1,4 +1,4 @@
-"""``check`` (CONTRACT §7): validate the config, then prove each part without storing anything
+"""``check``: validate the config, then prove each part without storing anything
 anywhere, one line each."""
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def _check_instance(config: Settings, webhook: WebhookClient, checks: _Checks) -
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Prove each part without storing anything anywhere (CONTRACT §7)."""
+    """Prove each part without storing anything anywhere."""
     try:
         config = settings(args)
     except HarvesterError as exc:

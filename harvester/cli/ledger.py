@@ -17,7 +17,7 @@ from harvester.util.urls import mask
 
 
 def resolve_job(ledger: Ledger, job: str) -> str:
-    """JOB as Jenkins prints it, or its decoded form where that is unambiguous (CONTRACT §2)."""
+    """JOB as Jenkins prints it, or its decoded form where that is unambiguous."""
     known = ledger.jobs()
     if job in known:
         return job

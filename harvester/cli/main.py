@@ -1,4 +1,4 @@
-"""The command line (CONTRACT §2): the one place that turns errors into messages and exit codes
+"""The command line: the one place that turns errors into messages and exit codes
 (:func:`main`). The parser is in :mod:`.parser`, the commands in :mod:`.harvest` and :mod:`.ledger`;
 the parts they use are built by :mod:`harvester.app`."""
 

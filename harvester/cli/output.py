@@ -40,7 +40,7 @@ def complain(text: str) -> None:
 
 
 def entry_as_json(entry: LedgerEntry) -> dict[str, Any]:
-    """The ``ledger list --json`` object (CONTRACT §2: these keys at least)."""
+    """The ``ledger list --json`` object (these keys at least)."""
     return {
         "controller": entry.controller,
         "job": entry.job,

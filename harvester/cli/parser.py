@@ -1,4 +1,4 @@
-"""The argument parser (CONTRACT §2): every command with a one-line description and an example.
+"""The argument parser: every command with a one-line description and an example.
 Global options are accepted before or after the subcommand (``harvester check --config c.yaml``)."""
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The collector does the asking; what to ask for and where each job's cursor goes 
 decided by the pure :mod:`harvester.collect.cursor`; what one build needs beyond its builds-page
 entry is fetched by :mod:`harvester.collect.details`.
 
-Requests per cycle (CONTRACT §5): 1 discovery + 1 per job with new builds (more past 100) + 1 wfapi
+Requests per cycle: 1 discovery + 1 per job with new builds (more past 100) + 1 wfapi
 per Pipeline build collected + 1 per held build re-checked + 1 per distinct upstream build walked
 + 1 per artifact manifest.
 """
@@ -150,7 +150,7 @@ class Collector:
             except HarvesterError as exc:
                 log.warning("job %s not collected this time: %s", job.full_name, exc)
                 report.error(job.full_name, str(exc))
-            except Exception as exc:  # one job's failure never stops the others (CONTRACT §6)
+            except Exception as exc:  # one job's failure never stops the others
                 log.exception("job %s not collected: unexpected error", job.full_name)
                 report.error(job.full_name, f"unexpected error: {exc!r}")
 
@@ -307,7 +307,7 @@ class Collector:
 
     def parse_build(self, job: DiscoveredJob, raw: dict[str, Any]) -> Build | None:
         """One build of a builds page, or None when it does not validate: then it is recorded
-        ``skipped`` with the reason and never blocks its job (CONTRACT §5)."""
+        ``skipped`` with the reason and never blocks its job."""
         try:
             return Build.model_validate(raw)
         except ValidationError as exc:

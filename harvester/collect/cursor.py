@@ -1,11 +1,11 @@
-"""The cursor arithmetic of CONTRACT §5, pure: which builds a scan takes, when it stops paging, what
+"""The cursor arithmetic, pure: which builds a scan takes, when it stops paging, what
 is settled afterwards. No I/O, no clock: the collector feeds it what Jenkins and the ledger said.
 
 Per job, a cursor says "every build numbered at or below me is settled or held": in the ledger,
 deliberately not sent because it started before ``harvest.since`` on first sight, or held back by
 number because it could not be settled yet (still running, or its details failed to load). A cycle
 asks only for builds above the cursor, re-checks held numbers one by one, and moves the cursor to the
-newest build it saw: a held build never pins it, so newer builds are not listed again (CONTRACT §5).
+newest build it saw: a held build never pins it, so newer builds are not listed again.
 A build is never skipped (also when n+1 finishes before n) and never collected twice (the ledger's
 unique key and the ``known`` numbers).
 """

@@ -1,4 +1,4 @@
-"""Upstream builds' causes for the ``user_id`` walk (CONTRACT §4a), fetched once per cycle however
+"""Upstream builds' causes for the ``user_id`` walk, fetched once per cycle however
 many downstream builds name them."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from harvester.jenkins.models import CausesOnly
 
 
 class UpstreamCache:
-    """Upstream builds' causes, fetched once per cycle (CONTRACT §4a)."""
+    """Upstream builds' causes, fetched once per cycle."""
 
     def __init__(self, jenkins: JenkinsClient) -> None:
         self._jenkins = jenkins

@@ -1,4 +1,4 @@
-"""SIGINT and SIGTERM (CONTRACT §2): the first stops the work gently (no new request, those in
+"""SIGINT and SIGTERM: the first stops the work gently (no new request, those in
 flight finish within their timeouts, the ledger is committed); a second exits at once. What was
 committed is never lost: every write is its own transaction."""
 

@@ -23,7 +23,7 @@ HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
 
 
 class Health:
-    """What /healthz reports (CONTRACT §7): 503 with the reason when the last cycle could not
+    """What /healthz reports: 503 with the reason when the last cycle could not
     reach Jenkins, when the webhook has failed every delivery since its last success, or when no
     cycle succeeded within three intervals. One job's failure alone does not make it unhealthy."""
 
@@ -33,7 +33,7 @@ class Health:
         self.last_success: datetime | None = None
         self.last_problem: str | None = None
         self.lock = threading.Lock()
-        # A daemon's role (CONTRACT §7): a standby is healthy while it waits; it runs no cycle.
+        # A daemon's role: a standby is healthy while it waits; it runs no cycle.
         self.role = role
 
     def became_active(self) -> None:

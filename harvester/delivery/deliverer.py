@@ -268,7 +268,7 @@ class Deliverer:
             return
         except NotActive as exc:
             # Its outcome could not be recorded: another replica is active now, and sends the
-            # row again (a build in flight at a takeover may be sent twice, CONTRACT §7).
+            # row again (a build in flight at a takeover may be sent twice).
             if not self._halt.is_set():
                 self._halt.set()
                 log.warning("delivery stops: %s", exc)

@@ -1,4 +1,4 @@
-"""The delivery gate (CONTRACT §7): one per process, shared by every delivery worker and kept across
+"""The delivery gate: one per process, shared by every delivery worker and kept across
 cycles. It paces POSTs (a token bucket over ``sei.max_requests_per_minute``), pauses every worker on a
 429, and tells an outage (everything fails transiently) from one bad build (it fails while others
 are accepted), so that an outage spends no attempts and no row ever dies of one.

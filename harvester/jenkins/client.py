@@ -232,7 +232,7 @@ class JenkinsClient:
         self._session = session
         self.governor = Governor(max_concurrency)
         # Asked before every request: False (a daemon that is not, or no longer, its
-        # controller's active replica) starts none (CONTRACT §7, fencing).
+        # controller's active replica) starts none.
         self.admit: Callable[[], bool] | None = None
         self._counts: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
@@ -411,7 +411,7 @@ class JenkinsClient:
     ) -> Exception:
         if status == 403 and job is not None:
             # The credentials work (discovery listed this job) but this item is off-limits:
-            # that job's failure, not the controller's (CONTRACT §4a: exit 1, not 3).
+            # that job's failure, not the controller's (exit 1, not 3).
             return JenkinsError(
                 "Jenkins denies access to this item",
                 job=job,
@@ -522,7 +522,7 @@ class JenkinsClient:
             ) from None
 
     def artifact(self, job: str, number: int, relative_path: str) -> bytes | None:
-        """An archived artifact's content (an artifact manifest, CONTRACT §4a), or None when
+        """An archived artifact's content (an artifact manifest), or None when
         Jenkins answers 404 (absent). A 5xx or a timeout raises: the build is held back."""
         try:
             response = self._send(

@@ -159,7 +159,7 @@ class Build(_Inbound):
 
 
 class CausesOnly(_Inbound):
-    """An upstream build fetched only for its causes (CONTRACT §4a cause walk)."""
+    """An upstream build fetched only for its causes (cause walk)."""
 
     actions: list[dict[str, Any] | None] = Field(default_factory=list)
 

@@ -1,4 +1,4 @@
-"""The sent-builds ledger (CONTRACT §5): the only package that imports SQLAlchemy and Alembic.
+"""The sent-builds ledger: the only package that imports SQLAlchemy and Alembic.
 
 Import from here; the modules behind it are :mod:`.store` (the :class:`Ledger` and its queries),
 :mod:`.schema` (tables), :mod:`.records` (what goes in and out), :mod:`.dialects` (SQLite and

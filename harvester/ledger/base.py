@@ -26,7 +26,7 @@ CLAIM_LEASE = timedelta(minutes=5)
 
 @dataclass(frozen=True, slots=True)
 class Fence:
-    """The lease a daemon's writes are made under (CONTRACT §7, fencing): refused unless the
+    """The lease a daemon's writes are made under: refused unless the
     ledger's lease of this controller is still ``holder``'s at ``epoch``. Epoch 0 is never
     current: a standby's writes are refused."""
 
@@ -40,7 +40,7 @@ class LedgerBase:
     def __init__(self, engine: Engine, dialect: Dialect, controller: str | None = None) -> None:
         self._engine = engine
         self._dialect = dialect
-        # Whose rows this process reads and writes (jenkins.name, CONTRACT §5). None: the
+        # Whose rows this process reads and writes (jenkins.name). None: the
         # `ledger` commands, which see every controller's rows unless told one.
         self.controller = controller
         # A daemon's writes that matter carry its lease (None: a one-off run, not fenced).
@@ -56,7 +56,7 @@ class LedgerBase:
         return self._dialect.name
 
     def hold_daemon_lock(self) -> Callable[[], None]:
-        """A second daemon on one SQLite ledger is refused (CONTRACT §7): ConfigError naming
+        """A second daemon on one SQLite ledger is refused: ConfigError naming
         ledger.url. Returns the release; PostgreSQL holds no lock (replicas share the work)."""
         return self._dialect.hold_daemon_lock(self._engine)
 

@@ -1,5 +1,5 @@
 """The collecting half of the ledger: rows written as ``pending`` (or ``skipped``), each job's
-cursor, and the numbers it holds back (CONTRACT §5)."""
+cursor, and the numbers it holds back."""
 
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ class Collecting(LedgerBase):
 
     def _carry_forgotten(self, connection: Connection, rows: Sequence[Any], now: datetime) -> None:
         """A build collected again after ``ledger forget``: its new history starts with the
-        forget, so that an operator's change stays visible in the row (CONTRACT §9)."""
+        forget, so that an operator's change stays visible in the row."""
         me = self._me
         by_key = {(row.job, row.number): row.id for row in rows}
         notes = connection.execute(

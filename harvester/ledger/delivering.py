@@ -82,7 +82,7 @@ class Delivering(LedgerBase):
 
     def refund_attempts(self, ids: Sequence[int], now: datetime) -> None:
         """Hand back one counted attempt of each row: its failure turned out to be the onset of
-        an outage, which spends no attempts (CONTRACT §7). A row that died of that attempt is
+        an outage, which spends no attempts. A row that died of that attempt is
         pending again."""
         if not ids:
             return

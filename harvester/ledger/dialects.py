@@ -67,7 +67,7 @@ class Dialect:
     @contextmanager
     def migrating(self, engine: Engine) -> Iterator[Connection]:
         """A transaction that only one process at a time holds, for migrations: any number of
-        processes may start at once on an empty database (CONTRACT §7)."""
+        processes may start at once on an empty database."""
         raise NotImplementedError
         yield  # pragma: no cover
 
@@ -76,7 +76,7 @@ class Dialect:
         return lambda: None
 
     def clock(self, connection: Connection) -> datetime:
-        """The database's clock, for leases and heartbeats (CONTRACT §7): replicas on hosts whose
+        """The database's clock, for leases and heartbeats: replicas on hosts whose
         clocks disagree still agree on who holds what."""
         raise NotImplementedError
 
@@ -181,7 +181,7 @@ class Sqlite(Dialect):
         return handle.close  # closing the file releases the lock
 
     def clock(self, connection: Connection) -> datetime:
-        # SQLite serves one host (CONTRACT §7): its clock is this host's.
+        # SQLite serves one host: its clock is this host's.
         return datetime.now(tz=UTC)
 
 
@@ -189,7 +189,7 @@ class Postgresql(Dialect):
     name = "postgresql"
 
     def create_engine(self, url: str, connections: int = 10, password: str | None = None) -> Engine:
-        # No process may make another wait for long (CONTRACT §7): a session idle inside a
+        # No process may make another wait for long: a session idle inside a
         # transaction (a replica paused by SIGSTOP mid-write) is ended by the server after 10 s,
         # releasing its locks; a network cut is noticed by TCP keepalives within about 10 s,
         # and a connection attempt gives up after 10 s. No transaction waits on anything else.

@@ -53,7 +53,7 @@ LOCKED_TRIES = 5
 
 def upgrade(engine: Engine, dialect: Dialect, revision: str = "head") -> None:
     """Migrate under the dialect's lock, so any number of processes may start at once on an
-    empty database (CONTRACT §7): the first migrates, the others wait and then find nothing to
+    empty database: the first migrates, the others wait and then find nothing to
     do. A ledger already at ``head`` is left alone without taking the lock."""
     for attempt in range(1, LOCKED_TRIES + 1):
         try:

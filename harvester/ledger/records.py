@@ -86,7 +86,7 @@ class LedgerStats:
     oldest_pending_started_at: datetime | None
     last_successful_cycle_at: datetime | None
     by_controller: dict[str, dict[str, int]] = field(default_factory=dict)
-    """The counts of each controller whose rows were counted (CONTRACT §5)."""
+    """The counts of each controller whose rows were counted."""
     pending_since: datetime | None = None
     """When the pending row waiting longest was collected (an alert's measure: a backfilled
     build started long ago, but it has waited only since it was collected)."""

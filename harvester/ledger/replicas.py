@@ -1,4 +1,4 @@
-"""The replica registry and the lease (CONTRACT §7). Every process that collects or delivers for a
+"""The replica registry and the lease. Every process that collects or delivers for a
 controller registers itself with a heartbeat written on the database's clock; one dead for 3 of its
 intervals has its claims released. Daemons of one controller elect one **active** replica through
 the lease: holder, epoch (grows at every takeover), expiry on the database's clock. Each call is

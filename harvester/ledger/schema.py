@@ -1,4 +1,4 @@
-"""The ledger's tables (CONTRACT §5). Alembic's migrations in ``migrations/`` create them; a test
+"""The ledger's tables. Alembic's migrations in ``migrations/`` create them; a test
 checks that the two never drift apart."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class Base(DeclarativeBase):
 
 
 def _controller() -> Mapped[str]:
-    # Whose row it is (jenkins.name, CONTRACT §5); '' until a 0.1 ledger's rows are adopted.
+    # Whose row it is (jenkins.name); '' until a 0.1 ledger's rows are adopted.
     return mapped_column(String(255), server_default="")
 
 
@@ -118,7 +118,7 @@ class JobCursorRow(Base):
 
 class HeldBuildRow(Base):
     """A build that could not be settled yet (still running, or its details failed to load):
-    re-checked on its own each cycle; the job's cursor moves past it (CONTRACT §5)."""
+    re-checked on its own each cycle; the job's cursor moves past it."""
 
     __tablename__ = "held_builds"
     __table_args__ = (PrimaryKeyConstraint("controller", "job", "number", name="pk_held_builds"),)
@@ -159,7 +159,7 @@ class NoteRow(Base):
 
 
 class LeaseRow(Base):
-    """Which replica of a controller is the active one (CONTRACT §7): taken when expired, renewed
+    """Which replica of a controller is the active one: taken when expired, renewed
     by its holder; ``epoch`` grows at every takeover, and every write that matters checks it."""
 
     __tablename__ = "leases"
@@ -188,7 +188,7 @@ class CycleRow(Base):
 
 
 class ReplicaRow(Base):
-    """A running process of a controller (CONTRACT §7): its heartbeat is written on the
+    """A running process of a controller: its heartbeat is written on the
     database's clock, so that replicas on hosts whose clocks disagree agree on who is alive."""
 
     __tablename__ = "replicas"

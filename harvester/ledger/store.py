@@ -1,4 +1,4 @@
-"""The sent-builds ledger (CONTRACT §5) on SQLAlchemy 2: SQLite by default, PostgreSQL when shared.
+"""The sent-builds ledger on SQLAlchemy 2: SQLite by default, PostgreSQL when shared.
 
 It is an outbox: a build's payload is written as ``pending`` before the first delivery attempt and
 marked ``sent`` only after a 2xx, so a crash loses nothing. :class:`Ledger` is the collecting half
@@ -46,7 +46,7 @@ from harvester.util.timeparse import iso_utc
 class Ledger(Collecting, Delivering, Replicas, Browsing):
     """All reads and writes of the ledger. Thread-safe: each call uses its own connection.
 
-    ``controller`` (``jenkins.name``) scopes every query to one controller's rows (CONTRACT §5);
+    ``controller`` (``jenkins.name``) scopes every query to one controller's rows;
     None, for the ``ledger`` commands, reads every controller's."""
 
     @classmethod

@@ -1,4 +1,4 @@
-"""``artifacts`` (CONTRACT §4, §4a), pure: the entries of the artifact manifests a build archived
+"""``artifacts``, pure: the entries of the artifact manifests a build archived
 (``artifact-manifest.json``, then ``sei-artifacts.json``, the files the SEI Jenkins plugin reads:
 container images with their registry location, name, tag and digest, which is how SEI correlates
 CI and CD builds), then one ``type: file`` entry per other archived artifact."""

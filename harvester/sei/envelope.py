@@ -1,4 +1,4 @@
-"""The send-time envelope (CONTRACT §4), pure: the stored payload is the mapped build; the fields
+"""The send-time envelope, pure: the stored payload is the mapped build; the fields
 that come from the configuration (``instance_name``, ``instance_guid``, ``instance_url``) and the
 parameter redaction are applied again as the config stands when the build is sent, so a fix to the
 config (or a redaction added after a secret leaked) also reaches builds collected before it.

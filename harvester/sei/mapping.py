@@ -1,4 +1,4 @@
-"""Jenkins JSON → SEI payload (CONTRACT §4, §4a). Pure: data in, payload out; no I/O, clock or env.
+"""Jenkins JSON → SEI payload. Pure: data in, payload out; no I/O, clock or env.
 
 Where does a payload field come from? Each one is computed in :func:`map_build`, from the inbound
 models of :mod:`harvester.jenkins.models`: the required fields first, then the optional ones, each
@@ -30,7 +30,7 @@ SCM_CAUSES = frozenset({"SCMTriggerCause", "GitHubPushCause", "BranchEventCause"
 SCM_CAUSE_SUFFIXES = ("PushCause", "HookCause", "WebHookCause")
 MAX_UPSTREAM_LEVELS = 10
 
-# wfapi status → (result, state) of a stage or step (CONTRACT §4 table).
+# wfapi status → (result, state) of a stage or step (table).
 NODE_STATUS = {
     "SUCCESS": ("succeeded", "completed"),
     "UNSTABLE": ("succeededWithIssues", "completed"),
@@ -85,7 +85,7 @@ class CauseStep:
 
 
 def examine_causes(causes: Sequence[Cause]) -> CauseStep:
-    """One level of the walk of CONTRACT §4a: the first UserIdCause's user, else the first
+    """One level of the user_id walk: the first UserIdCause's user, else the first
     UpstreamCause to follow; and whether an SCM cause is among them."""
     scm_seen = any(is_scm_cause(cause.simple_name) for cause in causes)
     for cause in causes:
@@ -209,7 +209,7 @@ def _step(node: FlowNode, build_result: str) -> Step:
     result, state = NODE_STATUS.get(node.status or "", UNKNOWN_NODE_STATUS)
     if state == "inProgress":
         # The build is over (only finished builds are mapped), so the node is too: an input step
-        # that was aborted stays paused in wfapi (CONTRACT §4a).
+        # that was aborted stays paused in wfapi.
         result = "canceled" if build_result == "ABORTED" else "unknown"
         state = "completed"
     step: Step = {
@@ -243,7 +243,7 @@ MAX_STAGE_STEPS = 100
 
 
 def truncated_stages(run: PipelineRun | None) -> list[str]:
-    """Stages with exactly MAX_STAGE_STEPS steps: wfapi may have cut them (CONTRACT §4a)."""
+    """Stages with exactly MAX_STAGE_STEPS steps: wfapi may have cut them."""
     if run is None:
         return []
     return [stage.name for stage in run.stages if len(stage.stageFlowNodes) == MAX_STAGE_STEPS]
@@ -296,7 +296,7 @@ def map_build(
         ci=not is_cd,
         cd=is_cd,
     )
-    # The optional fields: set only when there is something to send (CONTRACT §4).
+    # The optional fields: set only when there is something to send.
     if triggers:
         payload["trigger_chain"] = triggers
     parameters = map_parameters(build, rules.redact_parameters)

@@ -1,4 +1,4 @@
-"""The SEI custom CI/CD webhook payload (CONTRACT §4): its shape as typed dicts, and the strict
+"""The SEI custom CI/CD webhook payload: its shape as typed dicts, and the strict
 validator that guards it.
 
 The mapping builds plain dicts of these types (mypy checks every key and value), and the body is
@@ -21,7 +21,7 @@ from pydantic_core import PydanticSerializationError
 from typing_extensions import TypedDict  # pydantic reads only this one on Python < 3.12
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
-_SOME = Field(min_length=1)  # CONTRACT §4: never an empty string or an empty list
+_SOME = Field(min_length=1)  # never an empty string or an empty list
 
 
 @with_config(_STRICT)

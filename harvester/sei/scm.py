@@ -1,4 +1,4 @@
-"""Where a build's code came from (CONTRACT §4 ``scm_commit_ids``, ``repo_url``, ``branch_name``;
+"""Where a build's code came from (``scm_commit_ids``, ``repo_url``, ``branch_name``;
 §4a the project's ``BuildData``), pure.
 
 Builds that load a Pipeline shared library carry the library's checkout as a git ``BuildData`` too,
@@ -66,7 +66,7 @@ def _branches(data: BuildData) -> list[str]:
 def project_build_data(
     job: JobRef, build: Build, library_remotes: Sequence[str]
 ) -> BuildData | None:
-    """The project's own git ``BuildData`` (CONTRACT §4a): among those that are not a library's
+    """The project's own git ``BuildData``: among those that are not a library's
     (among all when every one is), for a multibranch branch the first whose branch is that
     branch, else the first."""
     every = build.build_data

@@ -1,7 +1,7 @@
 """The SEI webhook on httpx: the only module that imports ``httpx`` (and stamina, for its retries).
 
 One POST per build, the payload as a flat JSON body, ``Authorization: <auth_scheme> <token>``.
-How each answer is treated is CONTRACT §4's table, decided in :meth:`WebhookClient.post_once`:
+How each answer is treated is the table, decided in :meth:`WebhookClient.post_once`:
 2xx delivered; 429 throttled (every worker pauses, never an attempt); 408, 5xx and network errors
 retried; 401/403 wrong credentials and a redirect, 404 or 405 a wrong ``sei.url`` (both stop the
 cycle, rows stay pending); any other 4xx means this payload will never be accepted.
@@ -274,7 +274,7 @@ class WebhookClient:
             return last
         raise AssertionError("unreachable: stamina ran no attempt")  # pragma: no cover
 
-    # -- check (CONTRACT §7) ---------------------------------------------------------------------
+    # -- check ---------------------------------------------------------------------
 
     def probe_empty(self) -> int:
         """POST ``{}`` with the configured credentials: the receiver validates required fields

@@ -31,7 +31,7 @@ class JsonFormatter(logging.Formatter):
 
 
 class _Scrub(logging.Filter):
-    """No URL's password in any log line (CONTRACT §3), whoever logs it."""
+    """No URL's password in any log line, whoever logs it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

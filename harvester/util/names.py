@@ -24,7 +24,7 @@ def decoded(full_name: str) -> str:
 
 def job_path(full_name: str) -> str:
     """The URL path of a job as Jenkins builds it: ``job/<segment>/`` per segment, each
-    percent-encoded, so ``feature%2Fx`` becomes ``feature%252Fx`` (CONTRACT §4, artifacts)."""
+    percent-encoded, so ``feature%2Fx`` becomes ``feature%252Fx``."""
     return "".join(f"job/{quote(segment, safe='')}/" for segment in segments(full_name))
 
 

@@ -1,5 +1,5 @@
 """Credentials inside URLs (``https://user:pass@host/``, a PostgreSQL password, a
-``?password=`` parameter): masked wherever a URL is printed or logged (CONTRACT §3)."""
+``?password=`` parameter): masked wherever a URL is printed or logged."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Several controllers and replicas on one ledger (CONTRACT §5, §7): every build row, cursor, held
+"""Several controllers and replicas on one ledger: every build row, cursor, held
 number, note and cycle belongs to a controller (``jenkins.name``), and ``replicas`` registers each
 running process with a heartbeat on the database's clock.
 

@@ -1,4 +1,4 @@
-"""One active replica per controller (CONTRACT §7, revised): ``leases`` holds, per controller, the
+"""One active replica per controller: ``leases`` holds, per controller, the
 replica that holds the lease, its epoch (it grows at every takeover) and when the lease expires on
 the database's clock. The job list the replicas used to share (a ``notes`` row, ``discovery``)
 goes: every cycle asks Jenkins itself.

@@ -153,7 +153,7 @@ def test_receiver_down_leaves_rows_pending_and_exits_1(config, receiver, tmp_pat
 def test_a_dry_run_creates_no_ledger(config, receiver, capsys, tmp_path) -> None:
     assert main(["--config", str(config), "catch-up", "--since", "252h", "--dry-run"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 3  # it did read the builds
-    assert not list(tmp_path.glob("l.db*"))  # CONTRACT §2: "it creates no ledger either"
+    assert not list(tmp_path.glob("l.db*"))  # README "Commands": "it creates no ledger either"
 
 
 def test_a_dry_run_does_not_migrate_an_older_ledger(config, capsys, tmp_path) -> None:

@@ -1,4 +1,4 @@
-"""Collection against builds shaped like real controllers' (CONTRACT §4, §4a, §5): held builds,
+"""Collection against builds shaped like real controllers': held builds,
 skipped builds, re-created jobs, shared libraries, artifact manifests, aborted input steps,
 truncated stages, and the cursor a catch-up leaves. Real loopback servers, real SQLite ledgers."""
 
@@ -83,7 +83,7 @@ def build_data(url: str, sha: str, branch: str) -> dict[str, Any]:
     }
 
 
-# -- held builds (CONTRACT §5) -------------------------------------------------------------------
+# -- held builds -------------------------------------------------------------------
 
 
 def test_a_held_build_costs_one_request_a_cycle_and_is_never_dropped_by_since(sim, ledger):

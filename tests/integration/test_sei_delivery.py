@@ -1,4 +1,4 @@
-"""Delivery against a receiver that behaves like Harness SEI (CONTRACT §4 answer table, §7):
+"""Delivery against a receiver that behaves like Harness SEI (answer table, §7):
 pacing, 429 without Retry-After, outages, claims, a wrong URL, the send-time envelope, the first
 cycle, and `check`. Real loopback servers, real SQLite ledgers."""
 

@@ -91,7 +91,7 @@ def test_a_page_with_a_reused_number_keeps_each_build_s_own_payload(ledger: Ledg
 
 
 def test_only_the_claim_holder_records(ledger: Ledger) -> None:
-    # CONTRACT §5/§7: an outcome is recorded only by the worker that still holds the row.
+    # ARCHITECTURE "The ledger's tables": an outcome is recorded only by the worker that still holds the row.
     ledger.add_pending([build("a", n) for n in (1, 2, 3)], now=NOW)
     one, two, three = ledger.claim_due(NOW, 10, "holder")
     sent, retry = Attempt("sent", 202, None, 5), Attempt("retry", 503, "HTTP 503", 5)
@@ -457,7 +457,7 @@ def test_a_database_that_went_away_is_an_error_not_a_crash(postgres_url: str) ->
 
 
 def test_the_claim_query_walks_its_index_and_never_sorts(ledger: Ledger, ledger_url: str) -> None:
-    # A claim must cost the same whatever the backlog (CONTRACT §7 scale): no sort of due rows.
+    # A claim must cost the same whatever the backlog (scale): no sort of due rows.
     if not ledger_url.startswith("sqlite"):
         pytest.skip("the plan is SQLite's; PostgreSQL's planner picks by its statistics")
     engine = sqlalchemy.create_engine(ledger_url)

@@ -1,4 +1,4 @@
-"""The operator's experience (CONTRACT §2, §3): every expected condition ends in one clear line and
+"""The operator's experience: every expected condition ends in one clear line and
 the right exit code, never a traceback; secrets never printed; CLI conventions."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Replicas for availability (CONTRACT §7): two daemons of one controller on one PostgreSQL ledger,
+"""Replicas for availability: two daemons of one controller on one PostgreSQL ledger,
 one active through the lease, the other standby. Real processes, real signals, a real PostgreSQL;
 each replica reaches Jenkins, the webhook (and, where a test partitions it, PostgreSQL) through a
 loopback proxy of its own, so the test sees which replica sends what, and can cut one off."""

@@ -1,4 +1,4 @@
-"""Several processes on one ledger (CONTRACT §5, §7), real harvester processes: controllers whose
+"""Several processes on one ledger, real harvester processes: controllers whose
 job names collide, processes migrating an empty database at once, a second daemon on one SQLite
 ledger, a catch-up beside a daemon. Replicas of one controller: test_replicas.py."""
 

@@ -1,4 +1,4 @@
-"""Stop discipline (CONTRACT §2): SIGINT/SIGTERM sent to real `harvester` processes working against a
+"""Stop discipline: SIGINT/SIGTERM sent to real `harvester` processes working against a
 slow simulator or a slow receiver. After the signal no new request starts, those in flight finish,
 the ledger is committed; `run` exits 0, `run --once` and `catch-up` print their summary and exit 1;
 all within 10 s. A second signal exits at once."""

@@ -1,4 +1,4 @@
-"""The cursor arithmetic of CONTRACT §5 (harvester.collect.cursor), without Jenkins or a ledger."""
+"""The cursor arithmetic of ARCHITECTURE "The ledger's tables" (harvester.collect.cursor), without Jenkins or a ledger."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The send-time envelope (CONTRACT §4): the stored body as it is when the config changes nothing,
+"""The send-time envelope: the stored body as it is when the config changes nothing,
 else with the current instance fields and redaction, in the same compact UTF-8 form."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The pure mapping of CONTRACT §4/§4a, on the verbatim fixtures and on hand-made cases."""
+"""The pure mapping of ARCHITECTURE "Where each payload field is computed", on the verbatim fixtures and on hand-made cases."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def _no_empty(value: Any) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             assert item is not None, key
-            if key != "value":  # a parameter's "" is data (CONTRACT §4a)
+            if key != "value":  # a parameter's "" is data
                 assert item != "", key
             assert item != [] or key == "steps", key
             _no_empty(item)

@@ -1,4 +1,4 @@
-"""The mapping of CONTRACT §4/§4a, part two: causes (trigger_chain, the user_id walk), times, and
+"""The mapping of ARCHITECTURE "Where each payload field is computed", part two: causes (trigger_chain, the user_id walk), times, and
 the strict outbound guard."""
 
 from __future__ import annotations

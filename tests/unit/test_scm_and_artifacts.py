@@ -1,4 +1,4 @@
-"""The pure parts of CONTRACT §4a that real controllers' data needs: the project's BuildData among
+"""The pure parts of ARCHITECTURE "Where each payload field is computed" that real controllers' data needs: the project's BuildData among
 shared libraries' checkouts, SEI_SCM_COMMIT_IDS, artifact manifests, stale wfapi nodes."""
 
 from __future__ import annotations
