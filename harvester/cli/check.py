@@ -15,6 +15,7 @@ from harvester.errors import (
     WebhookCredentialsRejected,
     WebhookUrlRejected,
 )
+from harvester.ledger import Ledger
 from harvester.sei.webhook import WebhookClient
 from harvester.util.urls import mask
 
@@ -58,6 +59,10 @@ _CHECK_RANK = {
 
 def _check_ledger(config: Settings, checks: _Checks) -> None:
     try:
+        new = Ledger.not_created_yet(config.ledger.url)
+        if new is not None:  # check stores nothing: not even an empty ledger file
+            checks.ok("ledger", f"{new} does not exist yet; the first run creates it there")
+            return
         ledger = open_ledger(config)
         try:
             ledger.probe_write(now())

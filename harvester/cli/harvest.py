@@ -32,6 +32,7 @@ from harvester.daemon.scheduler import run_forever
 from harvester.daemon.signals import stop_on_signals
 from harvester.daemon.status import Health, Liveness, StatusServer
 from harvester.demo import Receiver, Simulator, demo_instance, demo_new_build
+from harvester.demo import Reply as DemoReply
 from harvester.errors import (
     ConfigError,
     ExitCode,
@@ -255,6 +256,13 @@ def _demo_serve(args: argparse.Namespace) -> int:
                     "choose another port"
                 ) from None
         demo_instance(sim, to_epoch_ms(now()))
+        # One refusal, so that the status page and `ledger list` have a dead row to show (and
+        # `ledger retry` something to retry): the receiver answers its first POST with a 400.
+        receiver.then(
+            DemoReply(
+                400, '{"error":"the demo receiver refuses its first build, to show a dead row"}'
+            )
+        )
         config = _demo_config(sim, receiver, "sqlite:///harvester-demo.db")
         config["harvest"] = {"interval_seconds": 10, "since": "7d"}
         config["server"] = {"listen": "127.0.0.1:9465"}
@@ -265,8 +273,10 @@ def _demo_serve(args: argparse.Namespace) -> int:
             "In another terminal, with the config above saved as demo.yaml "
             "(harvester demo --serve > demo.yaml does that):\n"
             "  harvester --config demo.yaml run        # the daemon\n"
-            "  curl http://127.0.0.1:9465/readyz       # its probes and /metrics\n"
+            "then open http://127.0.0.1:9465/ (the status page), or\n"
             "  harvester --config demo.yaml ledger list\n"
+            "The receiver refuses its first build (400), so that a dead row shows; "
+            "`harvester --config demo.yaml ledger retry --dead` sends it again.\n"
             "Ctrl-C stops the simulator and the receiver."
         )
         with stop_on_signals(stop):

@@ -119,6 +119,11 @@ class Sqlite(Dialect):
         database = make_url(url).database
         return database is not None and database not in ("", ":memory:") and Path(database).exists()
 
+    def where(self, url: str) -> Path | None:
+        """The file a SQLite ledger is (or will be) in; None in memory."""
+        database = make_url(url).database
+        return None if database in (None, "", ":memory:") else Path(database)
+
     def greatest(self, left: Any, right: Any) -> Any:
         return func.max(left, right)  # SQLite's two-argument max() is a scalar function
 

@@ -9,6 +9,7 @@ commands read and repair. Everything that differs between SQLite and PostgreSQL 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -20,7 +21,7 @@ from harvester.ledger import migrate as migrations
 from harvester.ledger.browse import Browsing
 from harvester.ledger.collecting import Collecting
 from harvester.ledger.delivering import Delivering
-from harvester.ledger.dialects import database_reason, dialect_of, open_engine
+from harvester.ledger.dialects import Sqlite, database_reason, dialect_of, open_engine
 from harvester.ledger.records import (
     STATUSES,
     DeliveryAttempt,
@@ -86,6 +87,30 @@ class Ledger(Collecting, Delivering, Replicas, Browsing):
         """The controllers that have rows in the ledger."""
         with self._read() as connection:
             return sorted(connection.execute(select(BuildRow.controller).distinct()).scalars())
+
+    @staticmethod
+    def not_created_yet(url: str) -> str | None:
+        """A SQLite ledger whose file does not exist yet: where it will be, after checking that
+        its directory can take it (LedgerError if not). None: the ledger is there (or is not a
+        file), and can be opened. ``check`` proves a new ledger this way, creating nothing."""
+        dialect = dialect_of(url)
+        if dialect.exists(url) or not isinstance(dialect, Sqlite):
+            return None
+        path = dialect.where(url)
+        if path is None:
+            return None
+        directory = path.absolute().parent
+        if not directory.is_dir():
+            raise LedgerError(
+                f"ledger.url: the directory {directory} does not exist",
+                hint="create it, or point ledger.url at a directory that does",
+            )
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise LedgerError(
+                f"ledger.url: the directory {directory} is not writable by this user",
+                hint="make it writable, or point ledger.url elsewhere",
+            )
+        return str(path.absolute())
 
     @classmethod
     def open_to_read(

@@ -239,6 +239,46 @@ def test_stats(filled, capsys) -> None:
     assert stats["last_successful_cycle_at"] is None
 
 
+def test_jobs_show_cursors_held_builds_and_why(filled, capsys) -> None:
+    config, ledger = filled
+    ledger.add_pending(
+        [],
+        now=NOW,
+        cursor=("team/app", 8),
+        hold=[("team/app", 9, "still running"), ("team/app", 11, "wfapi answered 503")],
+    )
+    code, out, _ = run(capsys, "--config", str(config), "ledger", "jobs")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "job\tcursor\tlast collected\theld (why)"  # piped: tab-separated
+    (app,) = [line for line in lines if line.startswith("team/app\t")]
+    assert app.split("\t")[1] == "#8"
+    assert app.endswith("#9 still running; #11 wfapi answered 503")
+    code, out, _ = run(
+        capsys, "--config", str(config), "ledger", "jobs", "--json", "--job", "team/*"
+    )
+    (job,) = json.loads(out)
+    assert job["job"] == "team/app"
+    assert [(h["number"], h["reason"]) for h in job["held"]] == [
+        (9, "still running"),
+        (11, "wfapi answered 503"),
+    ]
+    assert job["last_collected_at"].endswith("Z")
+
+
+def test_forget_is_in_the_new_rows_history(filled, capsys) -> None:
+    config, ledger = filled
+    code, _, _ = run(capsys, "--config", str(config), "ledger", "forget", "team/app", "1")
+    assert code == 0
+    before = ledger.entries()
+    assert all(e.job != "team/app" or e.number != 1 for e in before)
+    ledger.add_pending([NewBuild("team/app", 1, "SUCCESS", "{}", NOW)], now=NOW)
+    code, out, _ = run(capsys, "--config", str(config), "ledger", "show", "team/app", "1", "--json")
+    history = json.loads(out)["history"]
+    assert history[0]["outcome"] == "operator"
+    assert history[0]["error"].startswith("ledger forget: the row was")
+
+
 def test_installed_entry_point_from_an_empty_directory(tmp_path: Path) -> None:
     """The console script, run from elsewhere, finds the migrations inside the package."""
     workdir = tmp_path / "empty"

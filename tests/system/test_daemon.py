@@ -166,9 +166,23 @@ def test_check(tmp_path, sim, receiver, capsys) -> None:
     assert "secret-token" not in out and sim.api_token not in out
     assert receiver.accepted() == []  # nothing stored at the receiver: only the {} probe
     assert [r.body for r in receiver.received] == [{}]
-    ledger = Ledger.open(f"sqlite:///{tmp_path / 'l.db'}")  # created and migrated, but empty
+    # A ledger that does not exist yet is not created: its directory is checked instead.
+    assert f"ok   ledger: {tmp_path / 'l.db'} does not exist yet" in out
+    assert not list(tmp_path.glob("l.db*"))
+    ledger = Ledger.open(
+        f"sqlite:///{tmp_path / 'l.db'}"
+    )  # one that exists: opened, written, rolled back
+    ledger.close()
+    assert main(["--config", str(config), "check"]) == 0
+    assert "l.db opens and can be written" in capsys.readouterr().out
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'l.db'}")
     assert ledger.entries() == [] and ledger.stats().last_successful_cycle_at is None
     ledger.close()
+    missing = loopback_config(
+        sim, receiver, tmp_path, "missing.yaml", ledger={"url": f"sqlite:///{tmp_path}/no/l.db"}
+    )
+    assert main(["--config", str(missing), "check"]) == 1
+    assert f"the directory {tmp_path}/no does not exist" in capsys.readouterr().out
     sim.wfapi_installed = False
     assert main(["--config", str(config), "check"]) == 1
     assert "FAIL wfapi" in capsys.readouterr().out

@@ -271,14 +271,23 @@ def test_the_demo_serves_until_interrupted_and_a_daemon_runs_against_it(tmp_path
         path = tmp_path / "demo.yaml"
         path.write_text(yaml.safe_dump(config))
         once = harvester("--config", str(path), "run", "--once", cwd=tmp_path)
-        assert once.returncode == 0, once.stderr
+        # The demo's receiver refuses its first build, so that a dead row shows: exit 1.
+        assert once.returncode == 1, once.stderr
         listed = harvester("--config", str(path), "ledger", "list", cwd=tmp_path)
         assert "platform/backend/api\t" in listed.stdout
+        assert "\tdead\t" in listed.stdout
+        retried = harvester("--config", str(path), "ledger", "retry", "--dead", cwd=tmp_path)
+        assert "1 dead build(s) set back to pending" in retried.stdout
+        again = harvester("--config", str(path), "run", "--once", cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        listed = harvester("--config", str(path), "ledger", "list", cwd=tmp_path)
+        assert "\tdead\t" not in listed.stdout
     finally:
         demo.send_signal(2)  # SIGINT: Ctrl-C
         _, err = demo.communicate(timeout=15)
     assert demo.returncode == 0, err
     assert "Ctrl-C stops the simulator and the receiver" in err
+    assert "open http://127.0.0.1:9465/ (the status page)" in err
     assert "Traceback" not in err
 
 
