@@ -242,11 +242,10 @@ def status_page(settings: Settings, harvester: Harvester, health: HealthCheck) -
             "delivery_note": note,
         }
 
+    views = Views(harvester.ledger, live)
+    threading.Thread(target=views.warm, daemon=True, name="status-page-warm").start()
     token = settings.server.admin_token
-    return StatusPage(
-        Views(harvester.ledger, live),
-        admin_token=None if token is None else token.get_secret_value(),
-    )
+    return StatusPage(views, admin_token=None if token is None else token.get_secret_value())
 
 
 def close_harvester(harvester: Harvester) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import DateTime, case, func, literal, select, tuple_
 
 from harvester.ledger.base import LedgerBase
 from harvester.ledger.records import utc
@@ -22,6 +22,7 @@ from harvester.ledger.schema import (
 
 # The row without its payload (in build_payloads): a table of 50 rows reads no payload.
 _ROW = select(BUILDS)
+_TIME = DateTime(timezone=True)
 # What a chart's "failed" counts: every answer but a 2xx and the operator's notes.
 _FAILED = ("retry", "throttled", "dead", "credentials", "url")
 
@@ -114,11 +115,9 @@ class Browsing(LedgerBase):
         start = parse_key(after)
         if start is not None:
             moment, row_id = start
+            # A row value: one range on the index, where an OR of two would scan it.
             query = query.where(
-                or_(
-                    BuildRow.started_at < moment,
-                    and_(BuildRow.started_at == moment, BuildRow.id < row_id),
-                )
+                tuple_(BuildRow.started_at, BuildRow.id) < tuple_(literal(moment, _TIME), row_id)
             )
         query = query.order_by(BuildRow.started_at.desc(), BuildRow.id.desc()).limit(limit)
         with self._read() as connection:

@@ -42,6 +42,8 @@ class BuildRow(Base):
             name="uq_builds_controller_job_number_started",
         ),
         Index("ix_builds_job", "controller", "job", "number"),
+        # The status page's pages of every status, newest first, by key (migration 0008).
+        Index("ix_builds_started", "controller", "started_at", "id"),
         # The claim query's order and filters: it walks this and stops at its LIMIT, never reading
         # a row's payload (migrations 0004, 0005).
         Index(

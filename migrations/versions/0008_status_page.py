@@ -1,6 +1,7 @@
 """What the status page and ``ledger jobs`` show: why each build is held (``held_builds.reason``),
 a build forgotten by the operator until it is collected again (``forgotten_builds``: the new row's
-history then says so), and an index on when attempts were made (the 24-hour chart).
+history then says so), an index on when attempts were made (the 24-hour chart), and one on the builds' order (the
+status page's pages of every status).
 
 Revision ID: 0008
 Revises: 0007
@@ -29,9 +30,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("controller", "job", "number", name="pk_forgotten_builds"),
     )
     op.create_index("ix_delivery_attempts_time", "delivery_attempts", ["attempted_at"])
+    op.create_index("ix_builds_started", "builds", ["controller", "started_at", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_builds_started", table_name="builds")
     op.drop_index("ix_delivery_attempts_time", table_name="delivery_attempts")
     op.drop_table("forgotten_builds")
     with op.batch_alter_table("held_builds") as batch:
