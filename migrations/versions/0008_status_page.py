@@ -1,7 +1,7 @@
 """What the status page and ``ledger jobs`` show: why each build is held (``held_builds.reason``),
 a build forgotten by the operator until it is collected again (``forgotten_builds``: the new row's
-history then says so), an index on when attempts were made (the 24-hour chart), and one on the builds' order (the
-status page's pages of every status).
+history then says so), an index on when attempts were made (the 24-hour chart), and one on the
+builds' order (the status page's pages of every status).
 
 Revision ID: 0008
 Revises: 0007
