@@ -44,6 +44,7 @@ def mapping_rules(settings: Settings) -> MappingRules:
         cd_jobs=tuple(settings.mapping.cd_jobs),
         redact_parameters=tuple(settings.mapping.redact_parameters),
         library_remotes=tuple(settings.mapping.library_remotes),
+        job_identity=settings.mapping.job_identity,
     )
 
 

@@ -146,6 +146,31 @@ class SeiConfig(_SecretSection):
     # minute. 0 turns pacing off.
     max_requests_per_minute: float = Field(900, ge=0)
     max_concurrency: int = Field(4, ge=1, le=64)
+    # webhook: the custom CI/CD webhook's JSON. plugin: the SEI Jenkins plugin's multipart
+    # channel (<base>/v1/generic-requests/multipart), which also carries logs and test results.
+    channel: Literal["webhook", "plugin"] = "webhook"
+    # On the plugin channel (where they default to true): the logs of failed steps, and JUnit
+    # results of every build kind. The webhook cannot carry either.
+    send_logs: bool | None = None
+    send_tests: bool | None = None
+
+    @model_validator(mode="after")
+    def _plugin_only(self) -> Self:
+        for key in ("send_logs", "send_tests"):
+            if self.channel == "webhook" and getattr(self, key):
+                raise ValueError(
+                    f"{key}: the webhook channel cannot carry logs or tests; set "
+                    "sei.channel: plugin (its request needs an API key with the Admin role)"
+                )
+        return self
+
+    @property
+    def logs(self) -> bool:
+        return self.channel == "plugin" and self.send_logs is not False
+
+    @property
+    def tests(self) -> bool:
+        return self.channel == "plugin" and self.send_tests is not False
 
     @field_validator("url")
     @classmethod
@@ -170,6 +195,10 @@ class MappingConfig(_Section):
     redact_parameters: list[str] = Field(default_factory=lambda: list(DEFAULT_REDACT))
     # Remotes of Pipeline shared libraries: their checkouts are never the build's repository.
     library_remotes: list[str] = Field(default_factory=lambda: list(DEFAULT_LIBRARY_REMOTES))
+    # rest: jobs named as Jenkins' REST API names them. plugin: as the SEI Jenkins plugin does
+    # (their directories under $JENKINS_HOME/jobs), so that a team moving from the plugin keeps
+    # one history per job in SEI.
+    job_identity: Literal["rest", "plugin"] = "rest"
 
 
 class HarvestConfig(_Section):

@@ -92,6 +92,7 @@ class Collector:
                 f"cannot list Jenkins' jobs: {exc}",
                 hint="check jenkins.url and that Jenkins is up; nothing was collected",
             ) from None
+        self.details.know(jobs)
         return [
             job
             for job in jobs

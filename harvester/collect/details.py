@@ -7,15 +7,22 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from harvester.collect.upstream import UpstreamCache
 from harvester.jenkins.client import JenkinsClient
 from harvester.jenkins.discovery import DiscoveredJob
 from harvester.jenkins.models import Build, PipelineRun
 from harvester.sei.artifacts import manifest_entries, manifests_of
+from harvester.sei.identity import with_plugin_identity
 from harvester.sei.jobref import JobRef
-from harvester.sei.mapping import CauseWalk, MappingRules, map_build, truncated_stages
+from harvester.sei.mapping import (
+    CauseWalk,
+    MappingRules,
+    is_upstream_cause,
+    map_build,
+    truncated_stages,
+)
 from harvester.sei.payload import ArtifactRef, Payload
 
 log = logging.getLogger("harvester.collect")
@@ -35,6 +42,12 @@ class BuildDetails:
         self.wfapi_missing: set[str] = set()
         self._truncated_said = False
         self._lock = threading.Lock()
+        # Every job discovery found -> the classes of its containers (the plugin's identities).
+        self.containers: dict[str, tuple[str | None, ...]] = {}
+
+    def know(self, jobs: Sequence[DiscoveredJob]) -> None:
+        """This cycle's discovery: where each job is, for the plugin's identities."""
+        self.containers = {job.full_name: job.containers for job in jobs}
 
     def job_ref(self, job: DiscoveredJob) -> JobRef:
         return JobRef(job.full_name, job.multibranch_project, job.is_pipeline)
@@ -53,7 +66,7 @@ class BuildDetails:
         loaded (the build is then held back and re-checked)."""
         ref = self.job_ref(job)
         run = self.pipeline_run(job, build) if ref.is_pipeline else None
-        return map_build(
+        payload = map_build(
             ref,
             build,
             rules=self.rules,
@@ -61,6 +74,17 @@ class BuildDetails:
             pipeline_run=run,
             manifest_artifacts=self.manifest_artifacts(job, build),
         )
+        if self.rules.job_identity == "plugin":
+            upstream = [c.upstreamProject for c in build.causes if is_upstream_cause(c)]
+            payload = with_plugin_identity(
+                payload,
+                job.full_name,
+                [name for name in upstream if name is not None],
+                lambda name: self.containers.get(
+                    name, job.containers if name == job.full_name else ()
+                ),
+            )
+        return payload
 
     def pipeline_run(self, job: DiscoveredJob, build: Build) -> PipelineRun | None:
         run = self.jenkins.pipeline_run(job.full_name, build.number)

@@ -12,6 +12,7 @@ from harvester.util import names
 
 def find_job(collector: Collector, name: str) -> DiscoveredJob:
     jobs = collector.jenkins.discover()
+    collector.details.know(jobs)
     exact = [j for j in jobs if j.full_name == name]
     if exact:
         return exact[0]

@@ -446,14 +446,14 @@ class JenkinsClient:
         """Every buildable job, through nested folders, multibranch projects and organization
         folders: one request for the first FOLDER_LEVELS levels, one more per deeper container."""
         found: list[DiscoveredJob] = []
-        pending: list[Container] = [(None, None)]
+        pending: list[Container] = [(None, ())]
         while pending:
-            container, container_class = pending.pop()
+            container, containers = pending.pop()
             path = "" if container is None else names.job_path(container)
             data = self.get_json(
                 f"{path}api/json?tree={discovery_tree()}", kind="discovery", job=container
             )
-            walk(data, container, container_class, found, pending)
+            walk(data, container, containers, found, pending)
         return found
 
     def builds_page(self, job: str, start: int, stop: int) -> list[dict[str, Any]]:

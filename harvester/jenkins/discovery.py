@@ -17,7 +17,8 @@ FOLDER_LEVELS = 5
 
 _JOB_FIELDS = "_class,name,lastBuild[number],lastCompletedBuild[number]"
 
-Container = tuple[str | None, str | None]
+# A container still to read: its full name, and the classes of the containers down to it.
+Container = tuple[str | None, tuple[str | None, ...]]
 """A container still to be asked about: (full name, class); (None, None) is the root."""
 
 
@@ -38,6 +39,8 @@ class DiscoveredJob:
     last_completed_build: int | None
     parent_class: str | None
     parent_full_name: str | None
+    containers: tuple[str | None, ...] = ()
+    """The classes of the containers above it, outermost first (the plugin's identities)."""
 
     @property
     def is_pipeline(self) -> bool:
@@ -54,13 +57,13 @@ class DiscoveredJob:
 def walk(
     data: Any,
     parent: str | None,
-    parent_class: str | None,
+    containers: tuple[str | None, ...],
     found: list[DiscoveredJob],
     pending: list[Container],
     level: int = 1,
 ) -> None:
     """Add the buildable jobs of one discovery answer to ``found`` and the containers it could not
-    reach to ``pending``."""
+    reach to ``pending``. ``containers``: the classes of ``parent`` and the containers above it."""
     if not isinstance(data, dict):
         raise JenkinsMalformedResponse("job list is not a JSON object", job=parent)
     for item in data.get("jobs") or []:
@@ -69,7 +72,7 @@ def walk(
         full_name = item["name"] if parent is None else f"{parent}/{item['name']}"
         class_name = item.get("_class")
         if "jobs" in item:  # a container: folder, multibranch project, organization folder
-            walk(item, full_name, class_name, found, pending, level + 1)
+            walk(item, full_name, (*containers, class_name), found, pending, level + 1)
         elif "lastBuild" in item:  # only buildable jobs export lastBuild (null if never built)
             found.append(
                 DiscoveredJob(
@@ -77,12 +80,13 @@ def walk(
                     class_name=class_name,
                     last_build=_number(item.get("lastBuild")),
                     last_completed_build=_number(item.get("lastCompletedBuild")),
-                    parent_class=parent_class,
+                    parent_class=containers[-1] if containers else None,
                     parent_full_name=parent,
+                    containers=containers,
                 )
             )
         elif level >= FOLDER_LEVELS:
-            pending.append((full_name, class_name))  # deeper than one request reaches
+            pending.append((full_name, (*containers, class_name)))  # deeper than one request
 
 
 def _number(value: Any) -> int | None:

@@ -55,6 +55,8 @@ class MappingRules:
     cd_jobs: tuple[str, ...] = ()
     redact_parameters: tuple[str, ...] = ()
     library_remotes: tuple[str, ...] = ()
+    # rest: names as Jenkins' REST API has them; plugin: the SEI plugin's directory paths.
+    job_identity: str = "rest"
 
 
 # -- causes ------------------------------------------------------------------------------------

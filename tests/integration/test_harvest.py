@@ -27,6 +27,7 @@ from harvester.demo import (
 from harvester.errors import JenkinsUnreachable, NotActive
 from harvester.jenkins.client import JenkinsClient
 from harvester.ledger import Ledger
+from harvester.sei.identity import mangle
 from harvester.util.timeparse import to_epoch_ms
 from tests.helpers import config_dict
 
@@ -123,6 +124,40 @@ def test_multibranch_and_organization_folder(sim: Simulator, ledger: Ledger) -> 
     assert feature["job_full_name"] == "acme/webapp/feature/x"
     assert feature["branch_name"] == "feature/x"
     assert got[("acme/webapp/PR-7", 2)]["branch_name"] == "PR-7"
+
+
+def test_plugin_identities_name_jobs_and_upstream_jobs_by_their_directories(
+    sim: Simulator, ledger: Ledger
+) -> None:
+    org = sim.add("acme", ORG_FOLDER)
+    repo = SimJob("web app", MULTIBRANCH)
+    org.children.append(repo)
+    branch = SimJob(branch_job_name("feature/x"), PIPELINE)
+    branch.builds = [SimBuild(3, ago(20), branch="feature/x", stages=[SimStage("Build")])]
+    repo.children.append(branch)
+    deploy = sim.add("ops/deploy")
+    upstream = {
+        "_class": "hudson.model.Cause$UpstreamCause",
+        "upstreamProject": "acme/web app/feature%2Fx",
+        "upstreamBuild": 3,
+    }
+    deploy.builds = [SimBuild(1, ago(10), causes=[upstream])]
+    collect(sim, ledger, mapping={"job_identity": "plugin"})
+    got = payloads(ledger)  # the ledger keeps Jenkins' names; the payloads carry the plugin's
+    feature = got[("acme/web app/feature%2Fx", 3)]
+    path = f"acme/jobs/{mangle('web app')}/branches/{mangle('feature/x')}"
+    assert feature["job_full_name"] == path
+    assert feature["qualified_name"] == f"acme/{mangle('web app')}/{mangle('feature/x')}"
+    assert feature["pipeline"] == mangle("web app")
+    assert feature["branch_name"] == mangle("feature/x")
+    ops = got[("ops/deploy", 1)]
+    assert (ops["job_full_name"], ops["qualified_name"], ops["pipeline"]) == (
+        "ops/jobs/deploy",
+        "ops/deploy",
+        "deploy",
+    )
+    (trigger,) = ops["trigger_chain"]
+    assert trigger == {"id": path, "type": "UpstreamCause", "job_run_number": "3"}
 
 
 def test_in_progress_held_back_and_out_of_order_completion(sim: Simulator, ledger: Ledger) -> None:
