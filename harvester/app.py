@@ -9,6 +9,7 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
+from harvester.collect.attachments import AttachmentReader
 from harvester.collect.collector import Collector
 from harvester.config import DEFAULT_RESULT_MAP, LedgerSettings, Settings
 from harvester.cycle import Clock, Harvester
@@ -71,6 +72,7 @@ def webhook_client(settings: Settings) -> WebhookClient:
         auth_scheme=settings.sei.auth_scheme,
         timeout=settings.sei.timeout_seconds,
         max_concurrency=settings.sei.max_concurrency,
+        channel=settings.sei.channel,
     )
 
 
@@ -158,6 +160,9 @@ def make_collector(
         workers=settings.jenkins.max_concurrency,
         stop=stop,
         events=None if metrics is None else metrics.observe_collect,
+        attachments=AttachmentReader(jenkins, logs=settings.sei.logs, tests=settings.sei.tests)
+        if settings.sei.logs or settings.sei.tests
+        else None,
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from harvester.collect.attachments import AttachmentReader, Attachments
 from harvester.collect.cursor import (
     JobPlan,
     JobScan,
@@ -67,6 +68,7 @@ class Collector:
         workers: int = 4,
         stop: threading.Event | None = None,
         events: CollectEvent | None = None,
+        attachments: AttachmentReader | None = None,
     ) -> None:
         self.jenkins = jenkins
         self.ledger = ledger
@@ -78,6 +80,8 @@ class Collector:
         self.stop = stop or threading.Event()
         self.events = events
         self.details = BuildDetails(jenkins, rules, events)
+        # The plugin channel's logs and tests (None: the webhook channel, nothing beside).
+        self.attachments = attachments
 
     # -- discovery -------------------------------------------------------------------------------
 
@@ -272,13 +276,14 @@ class Collector:
             return  # stopping: no new request; the cursor stays, so it is collected next time
         try:
             payload = self.payload(job, build)
+            files = None if self.attachments is None else self.attachments.read(job, build, payload)
         except NotActive:
             raise  # not this build's problem: the whole cycle stops
         except HarvesterError as exc:
             log.warning("%s #%d held back: %s", job.full_name, build.number, exc)
             settled.hold[build.number] = str(exc)
             return
-        settled.rows.append(self.new_build(job, build, payload))
+        settled.rows.append(self.new_build(job, build, payload, files))
 
     def write(self, job: DiscoveredJob, settled: Settled) -> int:
         assert self.ledger is not None
@@ -352,11 +357,19 @@ class Collector:
     def user_id(self, build: Build) -> str:
         return self.details.user_id(build)
 
-    def new_build(self, job: DiscoveredJob, build: Build, payload: Payload) -> NewBuild:
+    def new_build(
+        self,
+        job: DiscoveredJob,
+        build: Build,
+        payload: Payload,
+        files: Attachments | None = None,
+    ) -> NewBuild:
         return NewBuild(
             job=job.full_name,
             number=build.number,
             result=build.result,
             payload=payload_json(payload),
             started_at=from_epoch_ms(build.timestamp),
+            files=None if files is None else files.data,
+            files_summary=None if files is None else files.summary,
         )

@@ -250,7 +250,7 @@ class Deliverer:
         budget = self.max_attempts - entry.attempts
         try:
             result = self.webhook.deliver(
-                body,
+                self.webhook.request(body, entry.files, entry.files_summary),
                 attempts=1 if probe else max(1, min(IN_CYCLE_ATTEMPTS, budget)),
                 on_attempt=record,
                 admit=admit,

@@ -8,24 +8,46 @@ per-window rate limit answers 429 without ``Retry-After``, as Harness does.
 
 It records every POST (headers and JSON body) and can answer from a script of responses (or per
 build), so tests can make it fail in the ways real receivers do (503, 429, slow, connection reset).
+
+The SEI Jenkins plugin's channel, ``POST /v1/generic-requests/multipart``, is parsed as the real
+receiver parses it: parts are taken by filename (a part without one is dropped), the ``json``
+part's ``payload`` is a JSON string, the ``file`` part is a zip whose root entries are logs named by
+UUID and whose ``levelops_junit_reports.zip`` holds JUnit XML files with ``<testsuite>`` roots; an
+unknown ``request_type`` is a 400, and a key without the Admin role (``admin=False``) a 403. Such a
+build is recorded as its payload object, with ``_logs`` and ``_junit`` added.
 """
 
 from __future__ import annotations
 
+import email.policy
+import io
 import json
 import socket
 import struct
 import threading
 import time
+import uuid
+import zipfile
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler
 from typing import Any
+from xml.etree import ElementTree
 
 from harvester.util.httpserver import QuietHandler, ThreadedServer
 
 PATH = "/v1/custom-cicd"
+MULTIPART_PATH = "/v1/generic-requests/multipart"
+PLUGIN_REQUIRED = (
+    "job_name",
+    "jenkins_instance_name",
+    "jenkins_instance_guid",
+    "job_full_name",
+    "job_normalized_full_name",
+    "result",
+)
 INSTANCES_PATH = "/v1/cicd/instances/"
 REQUIRED = (
     "pipeline",
@@ -72,6 +94,7 @@ class Receiver(ThreadedServer):
         # (requests, seconds): at most this many POSTs per fixed window, then 429.
         self.limit = limit
         self.validate = True  # False: accept any body, as a lax compatible receiver would
+        self.admin = True  # False: the API key lacks the Admin role the plugin channel needs
         self._window_start = 0.0
         self._window_count = 0
         self.received: list[Received] = []
@@ -120,10 +143,62 @@ class Receiver(ThreadedServer):
         return self._window_count > most
 
 
-def _missing(body: Any) -> str | None:
+def _missing(body: Any, required: tuple[str, ...] = REQUIRED) -> str | None:
     if not isinstance(body, dict):
-        return "pipeline"
-    return next((key for key in REQUIRED if body.get(key) in (None, "")), None)
+        return required[0]
+    return next((key for key in required if body.get(key) in (None, "")), None)
+
+
+class BadMultipart(ValueError):
+    pass
+
+
+def parse_plugin_request(content_type: str, raw: bytes) -> dict[str, Any]:
+    """The plugin channel's request as the receiver reads it; BadMultipart says what is wrong."""
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw
+    )
+    if not message.is_multipart():
+        raise BadMultipart("not multipart/form-data")
+    parts: dict[str, bytes] = {}
+    for part in message.iter_parts():
+        if not part.get_filename():  # the receiver drops a part without a filename
+            continue
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True)
+        parts[str(name)] = data if isinstance(data, bytes) else b""
+    if "json" not in parts:
+        raise BadMultipart("no json part (with a filename)")
+    envelope = json.loads(parts["json"])
+    if envelope.get("request_type") != "JenkinsPluginJobRunComplete":
+        raise BadMultipart(f"unknown request_type {envelope.get('request_type')!r}")
+    payload = envelope.get("payload")
+    if not isinstance(payload, str):
+        raise BadMultipart("payload is not a JSON string")
+    body: dict[str, Any] = json.loads(payload)
+    logs: dict[str, str] = {}
+    junit: list[str] = []
+    if "file" in parts:
+        with zipfile.ZipFile(io.BytesIO(parts["file"])) as archive:
+            for info in archive.infolist():
+                if info.is_dir():
+                    raise BadMultipart(f"a directory entry in the zip: {info.filename}")
+                if info.flag_bits & 0x08:
+                    raise BadMultipart(f"a data descriptor in the zip: {info.filename}")
+                data = archive.read(info)
+                if info.filename == "levelops_junit_reports.zip":
+                    with zipfile.ZipFile(io.BytesIO(data)) as reports:
+                        for report in reports.infolist():
+                            root = ElementTree.fromstring(reports.read(report))  # noqa: S314
+                            if root.tag != "testsuite" or not root.get("name"):
+                                raise BadMultipart(f"{report.filename}: no named <testsuite>")
+                            junit.append(reports.read(report).decode())
+                else:
+                    uuid.UUID(info.filename)  # raises ValueError: not a log's name
+                    logs[info.filename] = data.decode()
+    body["_logs"] = logs
+    body["_junit"] = junit
+    return body
 
 
 class _Handler(QuietHandler):
@@ -153,11 +228,19 @@ class _Handler(QuietHandler):
         raw = self.rfile.read(length)
         receiver = self.receiver
         headers = {k.lower(): v for k, v in self.headers.items()}
-        try:
-            body: Any = json.loads(raw)
-        except ValueError:
-            body = raw.decode("utf-8", "replace")
-        reply, dropped = self._reply(body)
+        plugin = self.path.split("?", 1)[0] == MULTIPART_PATH
+        malformed = None
+        if plugin:
+            try:
+                body: Any = parse_plugin_request(self.headers.get("Content-Type", ""), raw)
+            except (BadMultipart, ValueError, zipfile.BadZipFile, ElementTree.ParseError) as exc:
+                body, malformed = raw[:200].decode("utf-8", "replace"), str(exc)
+        else:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
+        reply, dropped = self._reply(body, plugin, malformed)
         if reply.delay_seconds:
             time.sleep(reply.delay_seconds)
         if reply.reset:
@@ -171,17 +254,24 @@ class _Handler(QuietHandler):
             return
         self.respond(reply.status, reply.body.encode(), "application/json", reply.headers)
 
-    def _reply(self, body: Any) -> tuple[Reply, bool]:
+    def _reply(
+        self, body: Any, plugin: bool = False, malformed: str | None = None
+    ) -> tuple[Reply, bool]:
         """The answer SEI would give, or the scripted one; and whether a 202 is dropped."""
         receiver = self.receiver
-        if self.path.split("?", 1)[0] != PATH:
+        if not plugin and self.path.split("?", 1)[0] != PATH:
             return Reply(404, '{"error":"not found"}'), False
         if self.headers.get("Authorization") != receiver.expected_auth:
             return Reply(401, '{"error":"unauthorized"}'), False
+        if plugin and not receiver.admin:
+            return Reply(403, '{"error":"forbidden: the Admin role is required"}'), False
+        if malformed is not None:
+            return Reply(400, json.dumps({"error": malformed})), False
         with receiver.lock:
             if receiver.over_limit():
                 return Reply(429, '{"error":"rate limit exceeded"}'), False
-            missing = _missing(body) if receiver.validate else None
+            required = PLUGIN_REQUIRED if plugin else REQUIRED
+            missing = _missing(body, required) if receiver.validate else None
             if missing is not None:
                 return Reply(400, json.dumps(f"{missing} field is missing in request")), False
             key = (body.get("job_full_name"), body.get("build_number"))
@@ -189,5 +279,8 @@ class _Handler(QuietHandler):
                 reply = receiver.per_build[key]
             else:
                 reply = receiver.script.popleft() if receiver.script else receiver.default
-        dropped = 200 <= reply.status < 300 and not receiver.knows(body.get("instance_guid"))
+        guid = body.get("jenkins_instance_guid" if plugin else "instance_guid")
+        dropped = 200 <= reply.status < 300 and not receiver.knows(guid)
+        if plugin and reply == receiver.default:
+            reply = Reply(202, '{"response_type":"JenkinsPluginJobRunCompleteResponse"}')
         return reply, dropped

@@ -93,6 +93,18 @@ class JenkinsJson:
         if build.repo_url or build.commits:
             sha = build.commits[-1] if build.commits else "0" * 40
             actions.append(_build_data(build.number, build.repo_url, sha, build.branch or "main"))
+        if build.tests is not None:
+            actions.append(
+                {
+                    "_class": "hudson.tasks.junit.TestResultAction",
+                    "urlName": "testReport",
+                    "failCount": sum(
+                        c.get("status") in ("FAILED", "REGRESSION")
+                        for s in build.tests.get("suites", [])
+                        for c in s.get("cases", [])
+                    ),
+                }
+            )
         actions.extend(build.extra_actions)
         actions.append({"_class": "org.jenkinsci.plugins.displayurlapi.actions.RunDisplayAction"})
         items = [

@@ -201,6 +201,26 @@ class _Handler(QuietHandler):
         with sim.lock:  # the model may be mutated by a test while we serve
             self._route(path, query, tree)
 
+    def _log(self, build: SimBuild, node: str, query: dict[str, list[str]]) -> None:
+        """Jenkins' progressiveText (stapler's LargeText): the log from ``start`` with its size in
+        X-Text-Size; a start past the end is taken for a rolled-over log, from 0 again."""
+        text = build.logs.get(node)
+        if text is None:
+            self._send(404, b"<html>Not Found</html>", "text/html")
+            return
+        data = text.encode()
+        try:
+            start = int(query.get("start", ["0"])[0])
+        except ValueError:
+            self._send(400, b"bad start", "text/plain")
+            return
+        if start > len(data) or start < 0:
+            start = 0
+        headers = {"X-Text-Size": str(len(data))}
+        if build.in_progress:
+            headers["X-More-Data"] = "true"
+        self._send(200, data[start:], "text/plain", headers)
+
     def _route(self, path: str, query: dict[str, list[str]], tree: TreeSpec | None) -> None:
         sim = self.sim
         if path == "/whoAmI/api/json":
@@ -268,6 +288,24 @@ class _Handler(QuietHandler):
                 else:
                     self._send(200, content, "application/octet-stream")
                 return
+            log_of = None
+            if rest[1:] == ["logText", "progressiveText"]:
+                log_of = ""
+            elif rest[1:3] == ["execution", "node"] and rest[4:] == [
+                "log",
+                "logText",
+                "progressiveText",
+            ]:
+                log_of = rest[3]
+            if log_of is not None:
+                self._log(build, log_of, query)
+                return
+            if rest[1:] == ["testReport", "api", "json"]:
+                if build.tests is None:
+                    self._send(404, b"<html>Not Found</html>", "text/html")
+                else:
+                    self._json(apply_tree(build.tests, tree))
+                return
             if sim.wfapi_installed and node.kind == PIPELINE:
                 if rest[1:] == ["wfapi", "describe"]:
                     # Like the plugin: steps (stageFlowNodes) only with fullStages=true.
@@ -294,6 +332,10 @@ class _Handler(QuietHandler):
 
 
 def _kind(path: str) -> str:
+    if path.endswith("/progressiveText"):
+        return "log"
+    if "/testReport/" in path:
+        return "tests"
     if "/execution/node/" in path:
         return "wfapi-node"
     if path.rstrip("/").endswith("/wfapi/describe"):  # python-jenkins adds a trailing slash

@@ -135,14 +135,23 @@ class _BoundedBody:
     def __init__(self, limit: int, seconds: float) -> None:
         self.limit = limit
         self.seconds = seconds
+        # A request of this thread that wants only the start of its body (a log whose size its
+        # headers tell): beyond ``cap`` bytes the connection is closed, no error raised.
+        self.local = threading.local()
 
     def __call__(self, response: requests.Response, *_: Any, **__: Any) -> requests.Response:
         deadline = time.monotonic() + self.seconds
         chunks: list[bytes] = []
         size = 0
+        cap: int | None = getattr(self.local, "cap", None)
         try:
             while chunk := response.raw.read1(64 * 1024, decode_content=True):
                 size += len(chunk)
+                if cap is not None and size > cap:
+                    response.close()
+                    chunks.append(chunk)
+                    response.headers["X-Harvester-Cut"] = "true"
+                    break
                 if size > self.limit:
                     response.close()
                     raise _TooLarge(f"over {self.limit // (1024 * 1024)} MiB")
@@ -213,9 +222,8 @@ class JenkinsClient:
         session.auth = requests.auth.HTTPBasicAuth(username, api_token)
         session.max_redirects = 0
         session.stream = True  # the body is read by the hook, bounded
-        session.hooks["response"].append(
-            _BoundedBody(max_response_bytes, max(timeout, 1.0) * BODY_TIME_FACTOR)
-        )
+        self._bounded = _BoundedBody(max_response_bytes, max(timeout, 1.0) * BODY_TIME_FACTOR)
+        session.hooks["response"].append(self._bounded)
         # python-jenkins asks requests to read the proxy and CA-bundle variables of the environment
         # again on every request; every request goes to the same host, so they are read once here
         # (as requests reads them: HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE...), and not again.
@@ -535,6 +543,43 @@ class JenkinsClient:
             return None
         return bytes(response.content)
 
+    def log_tail(self, job: str, number: int, node: str | None, limit: int) -> str | None:
+        """The last ``limit`` bytes of a node's plain-text log (``node`` None: the build's), or
+        None when Jenkins has none (404). Read from an offset, never from the start of a long log:
+        Jenkins answers a start past the end with the whole log, so the size is learnt first
+        from ``X-Text-Size``: one request for a log under ``limit``, two above it."""
+        path = (
+            "logText/progressiveText"
+            if node is None
+            else (f"execution/node/{node}/log/logText/progressiveText")
+        )
+        try:
+            response = self._capped(job, number, f"{path}?start={limit}", limit)
+            size = _text_size(response)
+            if size is None or size < limit:  # the whole log (Jenkins started over from 0)
+                return response.content.decode("utf-8", errors="replace")
+            response = self._capped(job, number, f"{path}?start={size - limit}", 2 * limit)
+        except JenkinsNotFound:
+            return None
+        text = response.content.decode("utf-8", errors="replace")
+        return text[-limit:] if len(text) > limit else text
+
+    def _capped(self, job: str, number: int, rest: str, cap: int) -> requests.Response:
+        self._bounded.local.cap = cap
+        try:
+            return self._build_answer(job, number, rest, kind="log")
+        finally:
+            self._bounded.local.cap = None
+
+    def test_report(self, job: str, number: int) -> dict[str, Any] | None:
+        """The build's JUnit results (one request), or None when it has none (404)."""
+        try:
+            return self._build_object(
+                job, number, f"testReport/api/json?tree={TEST_FIELDS}", kind="tests"
+            )
+        except JenkinsNotFound:
+            return None
+
     def version(self) -> str | None:
         """The controller's version (``X-Jenkins`` header of the root API)."""
         version = self._send("api/json?tree=mode", kind="version").headers.get("X-Jenkins")
@@ -546,6 +591,19 @@ class JenkinsClient:
 
     def close(self) -> None:
         self._session.close()
+
+
+TEST_FIELDS = (
+    "suites[name,duration,timestamp,cases[className,name,duration,status,skipped,"
+    "skippedMessage,errorDetails,errorStackTrace]]"
+)
+
+
+def _text_size(response: requests.Response) -> int | None:
+    try:
+        return int(response.headers.get("X-Text-Size", ""))
+    except ValueError:
+        return None
 
 
 def _redirect(job: str | None, url: str, status: int | None) -> JenkinsError:

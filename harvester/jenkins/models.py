@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 CAUSE_FIELDS = "causes[_class,userId,userName,upstreamProject,upstreamBuild]"
 BUILD_FIELDS = (
     "_class,number,timestamp,duration,result,inProgress,building,"
-    f"actions[_class,{CAUSE_FIELDS},parameters[_class,name,value],"
+    f"actions[_class,urlName,{CAUSE_FIELDS},parameters[_class,name,value],"
     "lastBuiltRevision[SHA1,branch[name]],remoteUrls],"
     "changeSets[items[commitId]],changeSet[items[commitId]],artifacts[relativePath]"
 )

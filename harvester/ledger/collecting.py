@@ -19,7 +19,7 @@ from harvester.ledger.schema import (
     HeldBuildRow,
     JobCursorRow,
 )
-from harvester.ledger.statements import INSERT_ATTEMPT, INSERT_PAYLOAD
+from harvester.ledger.statements import INSERT_ATTEMPT, INSERT_FILES, INSERT_PAYLOAD
 from harvester.util.timeparse import to_epoch_ms
 
 
@@ -127,6 +127,13 @@ class Collecting(LedgerBase):
             INSERT_PAYLOAD,
             [{"build_id": row.id, "payload": b.payload} for row, b in zip(rows, new, strict=True)],
         )
+        files = [
+            {"build_id": row.id, "data": b.files, "summary": b.files_summary}
+            for row, b in zip(rows, new, strict=True)
+            if b.files_summary is not None
+        ]
+        if files:
+            connection.execute(INSERT_FILES, files)
         self._carry_forgotten(connection, rows, now)
         return sum(1 for b in new if b.skipped is None)
 

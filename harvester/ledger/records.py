@@ -30,6 +30,10 @@ class NewBuild:
     payload: str
     started_at: datetime
     skipped: str | None = None
+    files: bytes | None = None
+    """The plugin channel's zip of logs and test reports, sent beside the payload."""
+    files_summary: str | None = None
+    """What the zip holds, as JSON (names, sizes, test counts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,8 @@ class LedgerEntry:
     last_error: str | None
     last_http_status: int | None
     payload: str
+    files: bytes | None = None
+    files_summary: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> LedgerEntry:
@@ -66,6 +72,8 @@ class LedgerEntry:
             last_error=row.last_error,
             last_http_status=row.last_http_status,
             payload=row.payload,
+            files=getattr(row, "files", None),
+            files_summary=getattr(row, "files_summary", None),
         )
 
 

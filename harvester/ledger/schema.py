@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     PrimaryKeyConstraint,
     String,
     Text,
@@ -88,6 +89,20 @@ class BuildPayloadRow(Base):
     )
     # The JSON body exactly as it is (and will be) POSTed: re-sends are byte-identical.
     payload: Mapped[str] = mapped_column(Text)
+
+
+class BuildFilesRow(Base):
+    """The plugin channel's zip of a build's failed-step logs and JUnit reports, captured at
+    collection and sent beside its payload at every attempt (migration 0008)."""
+
+    __tablename__ = "build_files"
+
+    build_id: Mapped[int] = mapped_column(
+        ForeignKey("builds.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # What the zip holds, as JSON: log names, their nodes and sizes; test counts.
+    summary: Mapped[str] = mapped_column(Text)
 
 
 class DeliveryAttemptRow(Base):
@@ -214,6 +229,7 @@ class ReplicaRow(Base):
 
 BUILDS = Base.metadata.tables[BuildRow.__tablename__]
 BUILD_PAYLOADS = Base.metadata.tables[BuildPayloadRow.__tablename__]
+BUILD_FILES = Base.metadata.tables[BuildFilesRow.__tablename__]
 DELIVERY_ATTEMPTS = Base.metadata.tables[DeliveryAttemptRow.__tablename__]
 REPLICAS = Base.metadata.tables[ReplicaRow.__tablename__]
 JOB_CURSORS = Base.metadata.tables[JobCursorRow.__tablename__]

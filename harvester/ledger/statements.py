@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import DateTime, bindparam, func, insert, or_, select, update
 
-from harvester.ledger.schema import BUILD_PAYLOADS, BUILDS, DELIVERY_ATTEMPTS
+from harvester.ledger.schema import BUILD_FILES, BUILD_PAYLOADS, BUILDS, DELIVERY_ATTEMPTS
 
 _UTC_TIME = DateTime(timezone=True)
 SELECT_ATTEMPTS = select(BUILDS.c.attempts, BUILDS.c.claimed_by).where(
@@ -47,10 +47,19 @@ CLAIM_SELECT = (
     .order_by(BUILDS.c.started_at, BUILDS.c.id)
     .limit(bindparam("limit"))
 )
-# A build's row with its payload: what LedgerEntry.from_row reads.
-ENTRIES = select(BUILDS, BUILD_PAYLOADS.c.payload).join_from(
-    BUILDS, BUILD_PAYLOADS, BUILD_PAYLOADS.c.build_id == BUILDS.c.id
+# A build's row with its payload, and the plugin channel's files when it has any: what
+# LedgerEntry.from_row reads.
+ENTRIES = (
+    select(
+        BUILDS,
+        BUILD_PAYLOADS.c.payload,
+        BUILD_FILES.c.data.label("files"),
+        BUILD_FILES.c.summary.label("files_summary"),
+    )
+    .join_from(BUILDS, BUILD_PAYLOADS, BUILD_PAYLOADS.c.build_id == BUILDS.c.id)
+    .outerjoin(BUILD_FILES, BUILD_FILES.c.build_id == BUILDS.c.id)
 )
+INSERT_FILES = insert(BUILD_FILES)
 CLAIMED_ROWS = ENTRIES.where(BUILDS.c.id.in_(bindparam("ids", expanding=True))).order_by(
     BUILDS.c.started_at, BUILDS.c.id
 )

@@ -9,6 +9,7 @@ cycle, rows stay pending); any other 4xx means this payload will never be accept
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from harvester.errors import (
     WebhookTransientError,
     WebhookUrlRejected,
 )
+from harvester.sei import plugin
 from harvester.util.timeparse import retry_after_seconds
 
 # A receiver asking for more than an hour is misconfigured; an hour is as long as we honour.
@@ -51,6 +53,14 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 DRAIN_BYTES = 64 * 1024
 """Of an answer's body we do not need, read at most this much (a receiver's 202 body is a few
 bytes; read whole, the connection is kept alive for the next POST)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A body to POST, and its Content-Type."""
+
+    body: bytes
+    content_type: str = "application/json"
 
 
 @dataclass(frozen=True)
@@ -99,8 +109,11 @@ class WebhookClient:
         auth_scheme: str = "Bearer",
         timeout: float = 30.0,
         max_concurrency: int = 4,
+        channel: str = "webhook",
     ) -> None:
-        self.url = url
+        # The plugin channel: the SEI Jenkins plugin's multipart request, to its own endpoint.
+        self.channel = channel
+        self.url = plugin.multipart_url(url) if channel == "plugin" else url
         self._timeout = timeout
         self._client = httpx.Client(
             timeout=timeout,
@@ -110,18 +123,33 @@ class WebhookClient:
             ),
             headers={
                 "Authorization": f"{auth_scheme} {token}",
-                "Content-Type": "application/json",
+                "Accept": "application/json",
                 "User-Agent": f"harvester/{__version__}",
             },
         )
 
+    def request(
+        self, payload: str, files: bytes | None = None, summary: str | None = None
+    ) -> Request:
+        """What to POST for a stored payload (and, on the plugin channel, the zip stored with it
+        and what the zip holds): the JSON itself, or the plugin's multipart request."""
+        if self.channel != "plugin":
+            return Request(payload.encode("utf-8"))
+        data = json.loads(payload)
+        held = json.loads(summary) if summary else {}
+        logs = {str(entry["node"]): str(entry["name"]) for entry in held.get("logs", [])}
+        body, content_type = plugin.multipart(
+            plugin.json_part(data, logs), files, int(data["build_number"])
+        )
+        return Request(body, content_type)
+
     def close(self) -> None:
         self._client.close()
 
-    def _post(self, body: bytes) -> Answer:
+    def _post(self, request: Request) -> Answer:
         started = time.perf_counter()
         try:
-            answer = self._exchange("POST", self.url, body)
+            answer = self._exchange("POST", self.url, request)
         except httpx.TimeoutException as exc:
             raise WebhookTransientError(
                 f"the webhook did not answer in time ({exc.__class__.__name__})", url=self.url
@@ -141,11 +169,13 @@ class WebhookClient:
             )
         return answer
 
-    def _exchange(self, method: str, url: str, body: bytes | None = None) -> Answer:
+    def _exchange(self, method: str, url: str, request: Request | None = None) -> Answer:
         """One request. What it means is decided from the status line and headers; of the body,
         only the excerpt a rejection records is read (decoded), within the timeout; the rest is
         drained up to DRAIN_BYTES so the connection can be used again, or dropped."""
-        with self._client.stream(method, url, content=body) as response:
+        content = None if request is None else request.body
+        headers = None if request is None else {"Content-Type": request.content_type}
+        with self._client.stream(method, url, content=content, headers=headers) as response:
             rejected = response.status_code >= 400
             limit = BODY_EXCERPT_BYTES if rejected else DRAIN_BYTES
             read = _read_some(response, limit, self._timeout, decoded=rejected)
@@ -155,6 +185,14 @@ class WebhookClient:
     def _refusal(self, response: Answer) -> Exception | None:
         """The error for an answer that concerns every build (credentials, URL), else None."""
         status = response.status
+        if status == 403 and self.channel == "plugin":
+            return WebhookCredentialsRejected(
+                "the plugin channel refused the API key (HTTP 403)",
+                url=self.url,
+                status=status,
+                hint="sei.channel: plugin needs an API key with the Admin role in sei.token; "
+                "builds stay pending and are sent once it is accepted",
+            )
         if status in (401, 403):
             return WebhookCredentialsRejected(
                 "the webhook rejected the credentials",
@@ -170,17 +208,22 @@ class WebhookClient:
                 + (f" (it redirects to {where.split('?', 1)[0]})" if where else ""),
                 url=self.url,
                 status=status,
-                hint="check sei.url (for Harness SEI it ends in /v1/custom-cicd); "
-                "builds stay pending and are sent once it is right",
+                hint="check sei.url (for Harness SEI it ends in /v1/custom-cicd"
+                + (
+                    "; the plugin channel posts to <its base>/v1/generic-requests/multipart"
+                    if self.channel == "plugin"
+                    else ""
+                )
+                + "); builds stay pending and are sent once it is right",
             )
         return None
 
-    def post_once(self, body: str) -> Attempt:
+    def post_once(self, body: str | Request) -> Attempt:
         """One POST; returns a ``sent`` Attempt or raises WebhookThrottled (429),
         WebhookTransientError (retry), WebhookRejected (dead), WebhookCredentialsRejected or
         WebhookUrlRejected (stop the cycle), each carrying what the history records."""
         started = time.perf_counter()
-        response = self._post(body.encode("utf-8"))
+        response = self._post(Request(body.encode("utf-8")) if isinstance(body, str) else body)
         status = response.status
         if 200 <= status < 300:
             return Attempt("sent", status, None, _ms_since(started))
@@ -210,7 +253,7 @@ class WebhookClient:
 
     def deliver(
         self,
-        body: str,
+        body: str | Request,
         *,
         attempts: int,
         on_attempt: AttemptHook,
@@ -280,7 +323,13 @@ class WebhookClient:
         """POST ``{}`` with the configured credentials: the receiver validates required fields
         before storing anything, so a 400 proves the URL and the credentials. Returns the status;
         raises for what concerns the configuration (credentials, URL, unreachable)."""
-        response = self._post(b"{}")
+        if self.channel == "plugin":
+            # A request type the receiver does not know: it answers 400 before storing anything.
+            probe = json.dumps({"request_type": "HarvesterCheck", "payload": "{}"}).encode()
+            body, content_type = plugin.multipart(probe, None, 0)
+            response = self._post(Request(body, content_type))
+        else:
+            response = self._post(Request(b"{}"))
         refusal = self._refusal(response)
         if refusal is not None:
             raise refusal

@@ -1,0 +1,150 @@
+"""The SEI plugin's channel end to end: the simulator's logs and test reports, collected into the
+outbox, POSTed as the plugin's multipart request to a receiver that parses it as SEI's does."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from harvester.demo import PIPELINE, Receiver, SimBuild, SimStage, Simulator
+from harvester.sei.plugin import LOG_TAIL_BYTES
+from tests.helpers import GUID, harvester_for, now_ms
+
+PLUGIN = {"channel": "plugin"}
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator() as simulator:
+        yield simulator
+
+
+def report(cases: int, failing: int = 0) -> dict:
+    return {
+        "_class": "hudson.tasks.junit.TestResult",
+        "suites": [
+            {
+                "name": "com.example.AppTest",
+                "duration": 1.5,
+                "cases": [
+                    {
+                        "className": "com.example.AppTest",
+                        "name": f"test{n}",
+                        "duration": 0.01,
+                        "status": "FAILED" if n < failing else "PASSED",
+                        "skipped": False,
+                        "errorDetails": "expected <1> but was <2>" if n < failing else None,
+                        "errorStackTrace": "at AppTest.java:12" if n < failing else None,
+                    }
+                    for n in range(cases)
+                ],
+            },
+            {"name": None, "cases": [{"className": "c", "name": "t", "status": "SKIPPED"}]},
+        ],
+    }
+
+
+def failing_pipeline(sim: Simulator, number: int = 1, log: str = "boom\n") -> SimBuild:
+    job = sim.add("team/app", PIPELINE)
+    build = SimBuild(
+        number,
+        now_ms() - 60_000,
+        result="FAILURE",
+        stages=[
+            SimStage("Build", steps=[("sh", "SUCCESS", 0, 5)]),
+            SimStage("Test", status="FAILED", steps=[("sh", "FAILED", 0, 5)]),
+        ],
+        logs={"8": log, "6": "never asked for: it succeeded\n"},
+        tests=report(5, failing=2),
+    )
+    job.builds = [build]
+    return build
+
+
+def test_a_failed_pipeline_build_sends_its_failed_steps_log_and_its_tests(
+    sim, receiver, tmp_path
+) -> None:
+    failing_pipeline(sim, log="\x1b[8mha:AAAA\x1b[0mcompiling\nerror: boom\n")
+    harvester, _ = harvester_for(sim, receiver, tmp_path, sei=PLUGIN)
+    result = harvester.run_cycle()
+    harvester.ledger.close()
+    assert result.delivery.delivered == 1
+    (received,) = [r for r in receiver.received if r.answered == "202"]
+    assert received.headers["content-type"].startswith("multipart/form-data; boundary=")
+    body = received.body
+    assert body["job_name"] == "team/app"
+    assert body["jenkins_instance_guid"] == GUID
+    assert body["job_normalized_full_name"] == "team/app"
+    run = body["job_run"]
+    assert (run["id"], run["state"]) == ("1", "FINISHED")
+    failed_step = run["stages"][1]["steps"][0]
+    assert failed_step["id"] == "8"
+    assert body["_logs"] == {failed_step["log"]: "compiling\nerror: boom\n"}  # notes stripped
+    assert "log" not in run["stages"][0]["steps"][0]
+    assert all(node["durationInMillis"] is not None for node in run["stages"])
+    (suite, unnamed) = body["_junit"]
+    assert '<testsuite name="com.example.AppTest"' in suite
+    assert suite.count("<failure") == 2
+    assert 'name="team/app"' in unnamed  # a suite without a name: named after the job
+    assert "<skipped" in unnamed
+    # Asked of Jenkins: one log (the failed step's), one test report.
+    assert sim.counts["log"] == 1
+    assert sim.counts["tests"] == 1
+
+
+def test_a_long_log_is_read_from_its_end_and_the_outbox_resends_the_same_bytes(
+    sim, tmp_path
+) -> None:
+    long = "".join(f"line {n:07d}\n" for n in range(40_000))  # 520 KB
+    failing_pipeline(sim, log=long)
+    with Receiver(token="sei-secret-token", instances={GUID}) as receiver:
+        receiver.admin = False
+        harvester, clock = harvester_for(sim, receiver, tmp_path, sei=PLUGIN)
+        first = harvester.run_cycle()
+        assert first.delivery.delivered == 0
+        refused = receiver.received[-1]
+        assert refused.answered == "403"
+        entry = harvester.ledger.entries()[0]
+        assert "Admin role" in (entry.last_error or "") or first.problem
+        receiver.admin = True
+        sim.job("team/app").builds[0].logs["8"] = "changed in Jenkins since"
+        harvester.gate.first_cycle = True
+        second = harvester.run_cycle()
+        harvester.ledger.close()
+    assert second.delivery.delivered == 1
+    sent = receiver.received[-1].body
+    (text,) = sent["_logs"].values()
+    assert len(text.encode()) == LOG_TAIL_BYTES  # the last 150 KiB, captured at collection
+    assert long.endswith(text)
+    assert sim.counts["log"] == 2  # the size first (from an offset), then the tail
+
+
+def test_a_log_or_report_jenkins_fails_to_give_holds_the_build(sim, receiver, tmp_path) -> None:
+    failing_pipeline(sim)
+    sim.fail("/job/team/job/app/1/execution/node/8/log", 503)
+    harvester, _ = harvester_for(sim, receiver, tmp_path, sei=PLUGIN)
+    result = harvester.run_cycle()
+    assert result.delivery.delivered == 0
+    assert harvester.ledger.entries() == []
+    assert harvester.ledger.held() == {"team/app": {1}}
+    sim.heal()
+    harvester.run_cycle()
+    harvester.ledger.close()
+    assert receiver.accepted_keys() == [("team/app", 1)]
+
+
+def test_a_node_without_log_is_sent_without_it_and_the_webhook_channel_sends_none(
+    sim, receiver, tmp_path
+) -> None:
+    build = failing_pipeline(sim)
+    build.logs.clear()  # 404 for every log
+    harvester, _ = harvester_for(sim, receiver, tmp_path, sei=PLUGIN)
+    harvester.run_cycle()
+    entry = harvester.ledger.entries()[0]
+    harvester.ledger.close()
+    assert json.loads(entry.files_summary or "{}")["logs_missing"] == 1
+    body = receiver.accepted()[0]
+    assert body["_logs"] == {}
+    assert len(body["_junit"]) == 2
