@@ -25,6 +25,7 @@ from harvester.demo.model import (
     FREESTYLE,
     JENKINS_VERSION,
     PIPELINE,
+    SimBuild,
     SimJob,
 )
 from harvester.demo.render import JenkinsJson

@@ -101,7 +101,7 @@ def test_a_long_log_is_read_from_its_end_and_the_outbox_resends_the_same_bytes(
     failing_pipeline(sim, log=long)
     with Receiver(token="sei-secret-token", instances={GUID}) as receiver:
         receiver.admin = False
-        harvester, clock = harvester_for(sim, receiver, tmp_path, sei=PLUGIN)
+        harvester, _ = harvester_for(sim, receiver, tmp_path, sei=PLUGIN)
         first = harvester.run_cycle()
         assert first.delivery.delivered == 0
         refused = receiver.received[-1]
