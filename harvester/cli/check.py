@@ -130,7 +130,13 @@ def _check_webhook(config: Settings, checks: _Checks) -> None:
         except HarvesterError as exc:
             checks.fail("webhook", str(exc))
             return
-        if status == 400:
+        if status == 400 and config.sei.channel == "plugin":
+            checks.ok(
+                "webhook",
+                f"{webhook.url} (plugin channel) refused a request of an unknown type (HTTP 400, "
+                "before storing anything): the URL, the credentials and the Admin role work",
+            )
+        elif status == 400:
             checks.ok(
                 "webhook",
                 f"{config.sei.url} refused an empty body (HTTP 400, before storing anything): "
@@ -143,7 +149,7 @@ def _check_webhook(config: Settings, checks: _Checks) -> None:
                 "but this receiver does not validate builds as SEI does",
             )
         else:
-            checks.fail("webhook", f"{config.sei.url} answered HTTP {status} to an empty body")
+            checks.fail("webhook", f"{webhook.url} answered HTTP {status} to its probe")
             return
         _check_instance(config, webhook, checks)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import logging
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from harvester.errors import (
     HarvesterError,
     UsageError,
 )
+from harvester.sei import plugin
 from harvester.sei.payload import Payload, compact_json
 from harvester.util.logs import configure_logging
 from harvester.util.timeparse import iso_utc, resolve_when, to_epoch_ms
@@ -209,10 +211,29 @@ def cmd_preview(args: argparse.Namespace) -> int:
     # Only Jenkins: preview neither reads nor writes the ledger (nor creates it).
     jenkins = jenkins_client(config)
     try:
-        payload = preview(make_collector(config, jenkins, None), args.job, args.build)
+        payload, files = preview(make_collector(config, jenkins, None), args.job, args.build)
     finally:
         jenkins.close()
-    output.print_json(payload)
+    if config.sei.channel != "plugin":
+        output.print_json(payload)
+        return ExitCode.OK
+    # The plugin channel: the json part as the receiver reads it, and the zip beside it.
+    assert files is not None  # the plugin channel's collector reads them
+    summary = json.loads(files.summary)
+    logs = {str(item["node"]): str(item["name"]) for item in summary["logs"]}
+    output.print_json(plugin.plugin_payload(payload, logs))
+    if files.data is None:
+        complain("file part: none (no failed step, no test report)")
+        return ExitCode.OK
+    complain(f"file part: complete-data-temp-{args.build}.zip, {len(files.data)} bytes:")
+    for name, size in plugin.zip_entries(files.data):
+        complain(f"  {name}  {size} bytes")
+    if args.out is not None:
+        try:
+            args.out.write_bytes(files.data)
+        except OSError as exc:
+            raise UsageError(f"--out {args.out}: cannot be written ({exc.strerror})") from None
+        complain(f"zip written to {args.out}")
     return ExitCode.OK
 
 

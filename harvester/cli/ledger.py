@@ -71,7 +71,7 @@ def cmd_ledger_show(args: argparse.Namespace) -> int:
     ledger = open_ledger(ledger_settings(args), args.controller)
     try:
         entry = entry_of(ledger, args.job, args.build)
-        output.print_entry(entry, ledger.history(entry.id), as_json=args.json)
+        output.print_entry(entry, ledger.history(entry.id), as_json=args.json, logs=args.logs)
     finally:
         ledger.close()
     return ExitCode.OK

@@ -24,6 +24,7 @@ from harvester.catchup import Progress, progress_counts
 from harvester.collect.report import CollectReport
 from harvester.delivery.deliverer import DeliveryReport
 from harvester.ledger import DeliveryAttempt, JobSummary, LedgerEntry, LedgerStats
+from harvester.sei.plugin import zip_entries, zip_logs
 from harvester.util.timeparse import iso_utc
 
 
@@ -229,11 +230,59 @@ def entry_detail(entry: LedgerEntry, history: Sequence[DeliveryAttempt]) -> dict
         }
         for attempt in history
     ]
+    if entry.files_summary is not None:
+        detail["files"] = {
+            **json.loads(entry.files_summary),
+            "zip_entries": [
+                {"name": name, "bytes": size}
+                for name, size in (zip_entries(entry.files) if entry.files else [])
+            ],
+        }
     return detail
 
 
-def print_entry(entry: LedgerEntry, history: Sequence[DeliveryAttempt], *, as_json: bool) -> None:
+def print_files(files: dict[str, Any], out: Console) -> None:
+    """What the plugin channel sends beside the payload: logs and test counts."""
+    out.print("\nsent beside the payload (plugin channel):")
+    for item in files.get("logs", []):
+        out.print(
+            f"  log {item['name']}: node {item['node'] or '(the build)'} "
+            f"{item['step']!r}, {item['bytes']} bytes"
+        )
+    for key, what in (
+        ("logs_missing", "without a log in Jenkins"),
+        ("logs_dropped", "over 5 MiB, dropped"),
+    ):
+        if files.get(key):
+            out.print(f"  {files[key]} failed node(s) {what}")
+    tests = files.get("tests")
+    if tests:
+        out.print(
+            f"  tests: {tests['passed']} passed, {tests['failed']} failed, {tests['skipped']} "
+            f"skipped in {tests['files']} suite file(s)"
+            + (f"; {tests['duplicates']} repeated, sent once" if tests["duplicates"] else "")
+            + (
+                f"; suites over the size cap, not sent: {', '.join(tests['suites_dropped'])}"
+                if tests["suites_dropped"]
+                else ""
+            )
+        )
+        for name in tests["failing"]:
+            out.print(f"    failing: {name}")
+    if not files.get("logs") and not tests:
+        out.print("  nothing (no failed step, no test report)")
+
+
+def print_entry(
+    entry: LedgerEntry,
+    history: Sequence[DeliveryAttempt],
+    *,
+    as_json: bool,
+    logs: bool = False,
+) -> None:
     detail = entry_detail(entry, history)
+    if logs and entry.files:
+        detail["logs"] = zip_logs(entry.files)
     if as_json:
         print_json(detail)
         return
@@ -268,6 +317,11 @@ def print_entry(entry: LedgerEntry, history: Sequence[DeliveryAttempt], *, as_js
             f"  {attempt['attempted_at']} {attempt['outcome']} HTTP {status} "
             f"{attempt['duration_ms']} ms{error}"
         )
+    if "files" in detail:
+        print_files(detail["files"], out)
+    for name, text in detail.get("logs", {}).items():
+        out.print(f"\n--- log {name} ---", markup=False)
+        out.print(text, markup=False, highlight=False)
 
 
 def stats_json(stats: LedgerStats) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from harvester import __version__
@@ -116,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     preview.add_argument("job", metavar="JOB")
     preview.add_argument("build", metavar="BUILD", type=build_number)
+    preview.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="plugin channel: write the zip of logs and test reports to FILE",
+    )
 
     _command(
         commands,
@@ -154,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("job", metavar="JOB")
     show.add_argument("build", metavar="BUILD", type=build_number)
     show.add_argument("--json", action="store_true")
+    show.add_argument(
+        "--logs", action="store_true", help="print the logs stored to send (plugin channel)"
+    )
     _controller_option(show)
     retry = _command(
         actions,

@@ -3,6 +3,7 @@ written or sent."""
 
 from __future__ import annotations
 
+from harvester.collect.attachments import Attachments
 from harvester.collect.collector import Collector
 from harvester.errors import UsageError
 from harvester.jenkins.discovery import DiscoveredJob
@@ -30,8 +31,9 @@ def find_job(collector: Collector, name: str) -> DiscoveredJob:
     )
 
 
-def preview(collector: Collector, name: str, number: int) -> Payload:
-    """The payload of one build, as it would be sent; nothing is written or sent."""
+def preview(collector: Collector, name: str, number: int) -> tuple[Payload, Attachments | None]:
+    """The payload of one build, and on the plugin channel what would go beside it, as they
+    would be sent; nothing is written or sent."""
     job = find_job(collector, name)
     build = collector.parse_build(job, collector.jenkins.build(job.full_name, number))
     if build is None:
@@ -44,4 +46,7 @@ def preview(collector: Collector, name: str, number: int) -> Payload:
             f"{job.full_name} #{number} has not finished",
             hint="only finished builds are sent; preview it when it has",
         )
-    return collector.payload(job, build)
+    payload = collector.payload(job, build)
+    if collector.attachments is None:
+        return payload, None
+    return payload, collector.attachments.read(job, build, payload)

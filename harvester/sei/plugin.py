@@ -276,3 +276,20 @@ def junit_files(
         counts.failing += suite_counts.failing
     counts.failing = counts.failing[:20]
     return files, counts
+
+
+def zip_entries(data: bytes) -> list[tuple[str, int]]:
+    """The zip's entries and their sizes (uncompressed), as ``ledger show`` and ``preview``
+    list them."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return [(info.filename, info.file_size) for info in archive.infolist()]
+
+
+def zip_logs(data: bytes) -> dict[str, str]:
+    """The logs in a stored zip, by name (``ledger show --logs``)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {
+            info.filename: archive.read(info).decode("utf-8", errors="replace")
+            for info in archive.infolist()
+            if info.filename != JUNIT_ZIP
+        }

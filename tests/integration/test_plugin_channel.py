@@ -148,3 +148,36 @@ def test_a_node_without_log_is_sent_without_it_and_the_webhook_channel_sends_non
     body = receiver.accepted()[0]
     assert body["_logs"] == {}
     assert len(body["_junit"]) == 2
+
+
+def test_check_preview_and_ledger_show_on_the_plugin_channel(
+    sim, receiver, tmp_path, capsys
+) -> None:
+    from harvester.cli.main import main
+    from tests.helpers import loopback_config
+
+    failing_pipeline(sim)
+    config = loopback_config(sim, receiver, tmp_path, sei=PLUGIN)
+    assert main(["--config", str(config), "check"]) == 0
+    out = capsys.readouterr().out
+    assert "(plugin channel) refused a request of an unknown type (HTTP 400" in out
+    assert receiver.accepted() == []  # nothing stored
+    receiver.admin = False
+    assert main(["--config", str(config), "check"]) == 4
+    assert "needs an API key with the Admin role" in capsys.readouterr().out
+    receiver.admin = True
+    zipped = tmp_path / "out.zip"
+    assert main(["--config", str(config), "preview", "team/app", "1", "--out", str(zipped)]) == 0
+    captured = capsys.readouterr()
+    shown = json.loads(captured.out)
+    assert shown["job_name"] == "team/app"
+    assert "levelops_junit_reports.zip" in captured.err
+    assert zipped.read_bytes()[:2] == b"PK"
+    assert main(["--config", str(config), "run", "--once"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config), "ledger", "show", "team/app", "1", "--logs"]) == 0
+    out = capsys.readouterr().out
+    assert "tests: 3 passed, 2 failed, 1 skipped in 2 suite file(s)" in out
+    assert "failing: com.example.AppTest.test0" in out
+    assert "node 8 'sh'" in out
+    assert "boom" in out  # --logs: the text
