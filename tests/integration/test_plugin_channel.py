@@ -8,9 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from harvester.cli.main import main
 from harvester.demo import PIPELINE, Receiver, SimBuild, SimStage, Simulator
 from harvester.sei.plugin import LOG_TAIL_BYTES
-from tests.helpers import GUID, harvester_for, now_ms
+from tests.helpers import GUID, harvester_for, loopback_config, now_ms
 
 PLUGIN = {"channel": "plugin"}
 
@@ -153,9 +154,6 @@ def test_a_node_without_log_is_sent_without_it_and_the_webhook_channel_sends_non
 def test_check_preview_and_ledger_show_on_the_plugin_channel(
     sim, receiver, tmp_path, capsys
 ) -> None:
-    from harvester.cli.main import main
-    from tests.helpers import loopback_config
-
     failing_pipeline(sim)
     config = loopback_config(sim, receiver, tmp_path, sei=PLUGIN)
     assert main(["--config", str(config), "check"]) == 0
