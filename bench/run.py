@@ -63,9 +63,44 @@ class Shape:
     steps: int
     latency_ms: float
     capacity: int | None = None  # requests served at once before Jenkins slows (governor mode)
+    failed_every: int = 0  # every Nth build failed, its last step FAILED with a 2 KB log (0: none)
+    tests: int = 0  # every build has a test report of this many cases (0: none)
 
 
 def sim_build(number: int, start: int, shape: Shape, *, in_progress: bool = False) -> SimBuild:
+    build = _sim_build(number, start, shape, in_progress=in_progress)
+    if shape.failed_every and number % shape.failed_every == 0 and build.stages:
+        build.result = None if in_progress else "FAILURE"
+        last = build.stages[-1]
+        last.status = "FAILED"
+        name, _, step_start, duration = last.steps[-1]
+        last.steps[-1] = (name, "FAILED", step_start, duration)
+        # wfapi's node ids: stage i is 5 + i * (steps + 1), its steps follow it.
+        node = 5 + (shape.stages - 1) * (shape.steps + 1) + shape.steps
+        build.logs = {str(node): "".join(f"[{n:04d}] compiling module {n}\n" for n in range(80))}
+    if shape.tests:
+        build.tests = {
+            "suites": [
+                {
+                    "name": f"suite{s}",
+                    "duration": 1.0,
+                    "cases": [
+                        {
+                            "className": f"com.example.Suite{s}",
+                            "name": f"test{c}",
+                            "duration": 0.005,
+                            "status": "PASSED",
+                        }
+                        for c in range(shape.tests // 4)
+                    ],
+                }
+                for s in range(4)
+            ]
+        }
+    return build
+
+
+def _sim_build(number: int, start: int, shape: Shape, *, in_progress: bool = False) -> SimBuild:
     return SimBuild(
         number,
         start,
@@ -166,6 +201,11 @@ def serve(
                     conn.send(list(sim.served_ms))
             elif command == "throttled":  # 429s answered so far
                 conn.send(receiver.throttled())
+            elif command == "bytes":  # request bodies received, in bytes
+                with receiver.lock:
+                    conn.send(
+                        sum(int(r.headers.get("content-length", 0)) for r in receiver.received)
+                    )
             elif command == "accepted":  # [(job, number, wall-clock time received)]
                 with receiver.lock:
                     conn.send(
@@ -292,7 +332,15 @@ def bench_catch_up(args: argparse.Namespace) -> None:
     from harvester.config import settings_from_mapping  # noqa: PLC0415
     from harvester.util.timeparse import resolve_when  # noqa: PLC0415
 
-    shape = Shape(args.jobs, args.builds, args.stages, args.steps, args.latency_ms)
+    shape = Shape(
+        args.jobs,
+        args.builds,
+        args.stages,
+        args.steps,
+        args.latency_ms,
+        failed_every=args.failed_every,
+        tests=args.tests,
+    )
     limit = (args.limit, args.window) if args.limit else None
     with instance(shape, limit) as inst, tempfile.TemporaryDirectory() as tmp:
         settings = settings_from_mapping(
@@ -302,6 +350,7 @@ def bench_catch_up(args: argparse.Namespace) -> None:
                 sei={
                     "max_concurrency": args.sei_concurrency,
                     "max_requests_per_minute": args.rpm,
+                    "channel": args.channel,
                 },
             )
         )
@@ -350,6 +399,11 @@ def bench_catch_up(args: argparse.Namespace) -> None:
             f"= {100 * cpu / wall:.1f} % of one core over the run"
         )
         print(f"  peak RSS {rss:.0f} MB (before the catch-up {rss_before:.0f} MB)")
+        print(
+            f"  channel {args.channel}: per build, {counts.get('log', 0) / max(collected, 1):.3f} "
+            f"log and {counts.get('tests', 0) / max(collected, 1):.3f} test requests; "
+            f"{inst.ask('bytes') / max(result.delivery.delivered, 1) / 1024:.1f} KiB on the wire"
+        )
 
         # right after the catch-up: it left each job a cursor, so nothing is listed again
         inst.ask("reset")
@@ -737,6 +791,9 @@ def main() -> None:
         "--limit", type=int, default=0, help="the receiver's POSTs per window (0: none)"
     )
     catch.add_argument("--window", type=float, default=60.0, help="the receiver's window (s)")
+    catch.add_argument("--channel", choices=("webhook", "plugin"), default="webhook")
+    catch.add_argument("--failed-every", type=int, default=0, help="1 build in N failed (0: none)")
+    catch.add_argument("--tests", type=int, default=0, help="test cases per build (0: no report)")
     deliver = mode("deliver", "deliveries/s of pending rows", jobs=100, builds=20)
     deliver.add_argument("--sei-concurrency", type=int, default=4)
     deliver.add_argument("--rpm", type=float, default=0, help="sei.max_requests_per_minute")

@@ -158,6 +158,8 @@ class Views:
             payload = entry.payload  # stored as it was sent; shown as it is
         return {
             **_row(entry, now),
+            # The plugin channel's logs and tests sent beside the payload (None: none).
+            "files": None if entry.files_summary is None else json.loads(entry.files_summary),
             "payload": payload,
             "payload_text": json.dumps(payload, indent=2, ensure_ascii=False),
             "history": [
