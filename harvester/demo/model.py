@@ -57,7 +57,7 @@ class SimBuild:
     broken: dict[str, Any] = field(default_factory=dict)
     building: bool | None = None  # None: same as in_progress (a Pipeline may differ briefly)
     # Plain-text logs by wfapi node id ("" for the build's own console), served from an offset.
-    logs: dict[str, str] = field(default_factory=dict)
+    logs: dict[str, str | bytes] = field(default_factory=dict)
     # testReport/api/json (None: the build has no test report, and its actions name none).
     tests: dict[str, Any] | None = None
 

@@ -209,7 +209,7 @@ class _Handler(QuietHandler):
         if text is None:
             self._send(404, b"<html>Not Found</html>", "text/html")
             return
-        data = text.encode()
+        data = text.encode() if isinstance(text, str) else text
         try:
             start = int(query.get("start", ["0"])[0])
         except ValueError:

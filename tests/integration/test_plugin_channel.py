@@ -179,3 +179,31 @@ def test_check_preview_and_ledger_show_on_the_plugin_channel(
     assert "failing: com.example.AppTest.test0" in out
     assert "node 8 'sh'" in out
     assert "boom" in out  # --logs: the text
+
+
+def test_a_failed_freestyle_build_sends_its_console_tail_decoded_with_replacement(
+    sim, receiver, tmp_path
+) -> None:
+    job = sim.add("free")
+    job.builds = [
+        SimBuild(
+            4,
+            now_ms() - 60_000,
+            result="FAILURE",
+            logs={"": b"Started by user alice\n\xff\xfe not UTF-8\nBUILD FAILED\n"},
+            tests=report(3),
+        ),
+        SimBuild(5, now_ms() - 30_000),  # succeeded, no report: no request for either
+    ]
+    harvester, _ = harvester_for(sim, receiver, tmp_path, sei=PLUGIN)
+    harvester.run_cycle()
+    harvester.ledger.close()
+    by_number = {body["build_number"]: body for body in receiver.accepted()}
+    failed = by_number[4]
+    (text,) = failed["_logs"].values()
+    assert text == "Started by user alice\n\ufffd\ufffd not UTF-8\nBUILD FAILED\n"
+    assert failed["job_run"]["log"] == next(iter(failed["_logs"]))
+    assert failed["job_run"]["stages"] == []
+    assert len(failed["_junit"]) == 2
+    assert by_number[5]["_logs"] == {} and by_number[5]["_junit"] == []
+    assert (sim.counts["log"], sim.counts["tests"]) == (1, 1)
