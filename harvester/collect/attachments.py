@@ -72,17 +72,17 @@ class AttachmentReader:
             total = 0
             nodes = failed_nodes(payload, build.result or "")
             for index, node in enumerate(nodes):
-                if total + LOG_TAIL_BYTES > MAX_LOG_BYTES:
-                    summary["logs_dropped"] = len(nodes) - index  # the last-failed ones
-                    break
                 text = self.jenkins.log_tail(job.full_name, build.number, node.node, LOG_TAIL_BYTES)
                 if text is None:
                     summary["logs_missing"] += 1
                     continue
                 text = strip_notes(text)
+                size = len(text.encode())
+                if total + size > MAX_LOG_BYTES:  # this one and the later-failed ones
+                    summary["logs_dropped"] = len(nodes) - index
+                    break
                 name = self.new_name()
                 logs[name] = text
-                size = len(text.encode())
                 total += size
                 summary["logs"].append(
                     {"name": name, "node": node.node or "", "step": node.name, "bytes": size}

@@ -207,3 +207,26 @@ def test_a_failed_freestyle_build_sends_its_console_tail_decoded_with_replacemen
     assert len(failed["_junit"]) == 2
     assert by_number[5]["_logs"] == {} and by_number[5]["_junit"] == []
     assert (sim.counts["log"], sim.counts["tests"]) == (1, 1)
+
+
+def test_logs_stop_at_5_mib_a_build_the_last_failed_dropped_and_counted(
+    sim, receiver, tmp_path
+) -> None:
+    job = sim.add("many", PIPELINE)
+    steps = [(f"s{n}", "FAILED", 0, 5) for n in range(40)]
+    build = SimBuild(
+        1, now_ms() - 60_000, result="FAILURE", stages=[SimStage("T", "FAILED", steps=steps)]
+    )
+    # Node ids: the stage is 5, its steps 6..45; each log a full 150 KiB tail.
+    build.logs = {str(6 + n): f"{n:02d}" + "x" * (LOG_TAIL_BYTES - 2) for n in range(40)}
+    job.builds = [build]
+    harvester, _ = harvester_for(sim, receiver, tmp_path, sei=PLUGIN)
+    harvester.run_cycle()
+    summary = json.loads(harvester.ledger.entries()[0].files_summary or "{}")
+    harvester.ledger.close()
+    kept = 5 * 1024 * 1024 // LOG_TAIL_BYTES  # 34 logs of 150 KiB fit in 5 MiB
+    assert len(summary["logs"]) == kept
+    assert summary["logs_dropped"] == 40 - kept
+    assert [item["node"] for item in summary["logs"]] == [str(6 + n) for n in range(kept)]
+    body = receiver.accepted()[0]
+    assert sum(len(text) for text in body["_logs"].values()) <= 5 * 1024 * 1024
