@@ -3,14 +3,17 @@ outbox, POSTed as the plugin's multipart request to a receiver that parses it as
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from harvester.cli.main import main
 from harvester.demo import PIPELINE, Receiver, SimBuild, SimStage, Simulator
-from harvester.sei.plugin import LOG_TAIL_BYTES
+from harvester.sei.plugin import LOG_TAIL_BYTES, json_part, multipart, pack
 from tests.helpers import GUID, harvester_for, loopback_config, now_ms
 
 PLUGIN = {"channel": "plugin"}
@@ -230,3 +233,50 @@ def test_logs_stop_at_5_mib_a_build_the_last_failed_dropped_and_counted(
     assert [item["node"] for item in summary["logs"]] == [str(6 + n) for n in range(kept)]
     body = receiver.accepted()[0]
     assert sum(len(text) for text in body["_logs"].values()) <= 5 * 1024 * 1024
+
+
+def test_the_receiver_rejects_what_sei_rejects(receiver) -> None:
+    url = receiver.url.removesuffix("/v1/custom-cicd") + "/v1/generic-requests/multipart"
+    auth = {"Authorization": "Bearer sei-secret-token"}
+    payload = {  # as the webhook has it; json_part renames it as the plugin does
+        "pipeline": "j",
+        "instance_name": "J",
+        "instance_guid": GUID,
+        "job_full_name": "j",
+        "qualified_name": "j",
+        "result": "success",
+        "build_number": 1,
+        "start_time": 1_700_000_000_000,
+        "duration": 1,
+    }
+    good = json_part(payload, {})
+
+    def post(body: bytes, content_type: str) -> int:
+        answer = httpx.post(url, content=body, headers={**auth, "Content-Type": content_type})
+        return answer.status_code
+
+    assert post(*multipart(good, None, 1)) == 202
+    # A json part without a filename is dropped by SEI: then there is no json part at all.
+    body, kind = multipart(good, None, 1)
+    assert post(body.replace(b'; filename="json"', b""), kind) == 400
+    entries = [("not-a-uuid", b"log")]
+    assert post(*multipart(good, zip_of(entries), 1)) == 400
+    assert post(*multipart(good, zip_of([("junit.xml", b"x")], nested=True), 1)) == 400
+    assert post(*multipart(good, zip_of([("r.xml", b"<testsuites/>")], nested=True), 1)) == 400
+    named = zip_of([("r.xml", b'<testsuite name="s"/>')], nested=True)
+    assert post(*multipart(good, named, 1)) == 202
+    missing = json_part({**payload, "pipeline": ""}, {})
+    assert post(*multipart(missing, None, 1)) == 400
+    assert receiver.accepted_keys() == [("j", 1), ("j", 1)]
+
+
+def zip_of(entries: list[tuple[str, bytes]], *, nested: bool = False) -> bytes:
+    data = pack({}, entries) if nested else None
+    if nested:
+        assert data is not None
+        return data
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in entries:
+            archive.writestr(name, content)
+    return buffer.getvalue()
