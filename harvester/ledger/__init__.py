@@ -6,7 +6,7 @@ PostgreSQL differences) and :mod:`.migrate` (Alembic).
 """
 
 from harvester.ledger.base import CLAIM_LEASE, Fence
-from harvester.ledger.browse import Cycle, Held, JobSummary, Row
+from harvester.ledger.browse import Cycle, Held, JobSummary
 from harvester.ledger.dialects import Dialect
 from harvester.ledger.records import (
     STATUSES,
@@ -14,6 +14,7 @@ from harvester.ledger.records import (
     LedgerEntry,
     LedgerStats,
     NewBuild,
+    Row,
     Status,
 )
 from harvester.ledger.schema import Base

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import DateTime, case, func, literal, select, tuple_
 
 from harvester.ledger.base import LedgerBase
-from harvester.ledger.records import utc
+from harvester.ledger.records import Row, utc
 from harvester.ledger.schema import (
     BUILDS,
     BuildRow,
@@ -25,30 +25,6 @@ _ROW = select(BUILDS)
 _TIME = DateTime(timezone=True)
 # What a chart's "failed" counts: every answer but a 2xx and the operator's notes.
 _FAILED = ("retry", "throttled", "dead", "credentials", "url")
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """A build's row as the tables show it (no payload)."""
-
-    id: int
-    controller: str
-    job: str
-    number: int
-    status: str
-    result: str | None
-    attempts: int
-    started_at: datetime
-    collected_at: datetime
-    sent_at: datetime | None
-    next_attempt_at: datetime
-    last_error: str | None
-    last_http_status: int | None
-
-    @property
-    def key(self) -> str:
-        """Where the next page starts (keyset pagination: any page costs the same)."""
-        return f"{self.started_at.timestamp():.6f}:{self.id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +97,7 @@ class Browsing(LedgerBase):
             )
         query = query.order_by(BuildRow.started_at.desc(), BuildRow.id.desc()).limit(limit)
         with self._read() as connection:
-            return [_row(found) for found in connection.execute(query)]
+            return [Row.from_row(found) for found in connection.execute(query)]
 
     def held_builds(self, *, job: str | None = None, limit: int = 500) -> list[Held]:
         query = self._scoped(select(HeldBuildRow), HeldBuildRow)
@@ -229,21 +205,3 @@ class Browsing(LedgerBase):
                 m: (int(sent or 0), int(failed or 0))
                 for m, sent, failed in connection.execute(query)
             }
-
-
-def _row(found: Any) -> Row:
-    return Row(
-        id=found.id,
-        controller=found.controller,
-        job=found.job,
-        number=found.number,
-        status=found.status,
-        result=found.result,
-        attempts=found.attempts,
-        started_at=utc(found.started_at),  # type: ignore[arg-type]
-        collected_at=utc(found.collected_at),  # type: ignore[arg-type]
-        sent_at=utc(found.sent_at),
-        next_attempt_at=utc(found.next_attempt_at),  # type: ignore[arg-type]
-        last_error=found.last_error,
-        last_http_status=found.last_http_status,
-    )

@@ -37,7 +37,9 @@ class NewBuild:
 
 
 @dataclass(frozen=True, slots=True)
-class LedgerEntry:
+class Row:
+    """A build's row without its payload (the status page's tables)."""
+
     id: int
     controller: str
     job: str
@@ -51,6 +53,39 @@ class LedgerEntry:
     next_attempt_at: datetime
     last_error: str | None
     last_http_status: int | None
+
+    @property
+    def key(self) -> str:
+        """Where the next page starts (keyset pagination: any page costs the same)."""
+        return f"{self.started_at.timestamp():.6f}:{self.id}"
+
+    @classmethod
+    def from_row(cls, row: Any) -> Row:
+        return cls(**_row_fields(row))
+
+
+def _row_fields(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "controller": row.controller,
+        "job": row.job,
+        "number": row.number,
+        "status": row.status,
+        "result": row.result,
+        "attempts": row.attempts,
+        "started_at": utc(row.started_at),
+        "collected_at": utc(row.collected_at),
+        "sent_at": utc(row.sent_at),
+        "next_attempt_at": utc(row.next_attempt_at),
+        "last_error": row.last_error,
+        "last_http_status": row.last_http_status,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry(Row):
+    """A build's row with its payload, and the plugin channel's files when it has any."""
+
     payload: str
     files: bytes | None = None
     files_summary: str | None = None
@@ -58,19 +93,7 @@ class LedgerEntry:
     @classmethod
     def from_row(cls, row: Any) -> LedgerEntry:
         return cls(
-            id=row.id,
-            controller=row.controller,
-            job=row.job,
-            number=row.number,
-            status=row.status,
-            result=row.result,
-            attempts=row.attempts,
-            started_at=utc(row.started_at),  # type: ignore[arg-type]
-            collected_at=utc(row.collected_at),  # type: ignore[arg-type]
-            sent_at=utc(row.sent_at),
-            next_attempt_at=utc(row.next_attempt_at),  # type: ignore[arg-type]
-            last_error=row.last_error,
-            last_http_status=row.last_http_status,
+            **_row_fields(row),
             payload=row.payload,
             files=getattr(row, "files", None),
             files_summary=getattr(row, "files_summary", None),
