@@ -222,6 +222,9 @@ def cmd_preview(args: argparse.Namespace) -> int:
     summary = json.loads(files.summary)
     logs = {str(item["node"]): str(item["name"]) for item in summary["logs"]}
     output.print_json(plugin.plugin_payload(payload, logs))
+    complain(
+        f"json part: request_type {plugin.REQUEST_TYPE}, the payload above encoded as a string"
+    )
     if files.data is None:
         complain("file part: none (no failed step, no test report)")
         return ExitCode.OK
