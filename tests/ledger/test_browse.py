@@ -127,3 +127,20 @@ def test_per_minute_counts_sent_and_failed_attempts_and_the_last_cycle(ledger: L
     cycle = ledger.last_cycle()
     assert cycle is not None
     assert (cycle.collected, cycle.delivered, cycle.jenkins_requests) == (4, 2, 9)
+
+
+def test_the_plugin_channels_files_are_stored_with_the_row_and_claimed_with_it(
+    ledger: Ledger,
+) -> None:
+    zipped = bytes(range(256)) * 4  # binary, as a zip is
+    with_files = NewBuild("a", 1, "FAILURE", "{}", NOW, files=zipped, files_summary='{"logs":[]}')
+    ledger.add_pending([with_files, build("a", 2)], now=NOW)
+    (claimed, plain) = sorted(ledger.claim_due(NOW, 2, "t"), key=lambda e: e.number)
+    assert (claimed.files, claimed.files_summary) == (zipped, '{"logs":[]}')
+    assert (plain.files, plain.files_summary) == (None, None)
+    entry = ledger.entry("a", 1)
+    assert entry is not None and entry.files == zipped
+    assert ledger.forget("a", 1, NOW)  # the files go with the row
+    ledger.add_pending([NewBuild("a", 1, "FAILURE", "{}", NOW)], now=NOW)
+    again = ledger.entry("a", 1)
+    assert again is not None and again.files is None
