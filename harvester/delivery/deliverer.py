@@ -147,6 +147,12 @@ class Deliverer:
                     report.receiver_down = False
         return report
 
+    def _files(self, entry: LedgerEntry) -> bytes | None:
+        """The plugin channel's zip stored with the row, if it has one (read now, not claimed)."""
+        if entry.files is not None or entry.files_summary is None:
+            return entry.files
+        return self.ledger.files_data(entry.id)
+
     def _probe(self, until: threading.Event | None) -> bool:
         """In an outage: wait for the next probe time (only while collection runs alongside,
         else leave it to a later cycle), POST one build, and say whether the receiver is back."""
@@ -250,7 +256,7 @@ class Deliverer:
         budget = self.max_attempts - entry.attempts
         try:
             result = self.webhook.deliver(
-                self.webhook.request(body, entry.files, entry.files_summary),
+                self.webhook.request(body, self._files(entry), entry.files_summary),
                 attempts=1 if probe else max(1, min(IN_CYCLE_ATTEMPTS, budget)),
                 on_attempt=record,
                 admit=admit,

@@ -15,6 +15,7 @@ from harvester.ledger.schema import BuildRow
 from harvester.ledger.statements import (
     CLAIM_UPDATE,
     CLAIMED_ROWS,
+    FILES_DATA,
     INSERT_ATTEMPT,
     RECORD_ATTEMPT,
     RECORD_SENT,
@@ -41,6 +42,13 @@ class Delivering(LedgerBase):
             )
             rows = connection.execute(CLAIMED_ROWS, {"ids": ids}).all()
             return [LedgerEntry.from_row(row) for row in rows]
+
+    def files_data(self, entry_id: int) -> bytes | None:
+        """A claimed build's zip of logs and test reports (the plugin channel), read when it is
+        sent: claims carry only what it holds, so a batch never holds many zips at once."""
+        with self._read() as connection:
+            data = connection.execute(FILES_DATA, {"row_id": entry_id}).scalar_one_or_none()
+        return None if data is None else bytes(data)
 
     def renew(self, ids: Sequence[int], owner: str, now: datetime) -> set[int]:
         """Extend ``owner``'s claims on ``ids``; returns the ids it still holds (a claim that

@@ -60,9 +60,16 @@ ENTRIES = (
     .outerjoin(BUILD_FILES, BUILD_FILES.c.build_id == BUILDS.c.id)
 )
 INSERT_FILES = insert(BUILD_FILES)
-CLAIMED_ROWS = ENTRIES.where(BUILDS.c.id.in_(bindparam("ids", expanding=True))).order_by(
-    BUILDS.c.started_at, BUILDS.c.id
+# Claimed rows carry what their files hold but not the zip itself (up to some MiB each): the
+# deliverer reads it for one build at a time, when it sends that build (FILES_DATA).
+CLAIMED_ROWS = (
+    select(BUILDS, BUILD_PAYLOADS.c.payload, BUILD_FILES.c.summary.label("files_summary"))
+    .join_from(BUILDS, BUILD_PAYLOADS, BUILD_PAYLOADS.c.build_id == BUILDS.c.id)
+    .outerjoin(BUILD_FILES, BUILD_FILES.c.build_id == BUILDS.c.id)
+    .where(BUILDS.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(BUILDS.c.started_at, BUILDS.c.id)
 )
+FILES_DATA = select(BUILD_FILES.c.data).where(BUILD_FILES.c.build_id == bindparam("row_id"))
 # The body actually sent, when the send-time envelope changed it (recorded with the attempt).
 SET_PAYLOAD = (
     update(BUILD_PAYLOADS)

@@ -129,15 +129,17 @@ def test_per_minute_counts_sent_and_failed_attempts_and_the_last_cycle(ledger: L
     assert (cycle.collected, cycle.delivered, cycle.jenkins_requests) == (4, 2, 9)
 
 
-def test_the_plugin_channels_files_are_stored_with_the_row_and_claimed_with_it(
+def test_the_plugin_channels_files_are_stored_with_the_row_and_read_when_sent(
     ledger: Ledger,
 ) -> None:
     zipped = bytes(range(256)) * 4  # binary, as a zip is
     with_files = NewBuild("a", 1, "FAILURE", "{}", NOW, files=zipped, files_summary='{"logs":[]}')
     ledger.add_pending([with_files, build("a", 2)], now=NOW)
     (claimed, plain) = sorted(ledger.claim_due(NOW, 2, "t"), key=lambda e: e.number)
-    assert (claimed.files, claimed.files_summary) == (zipped, '{"logs":[]}')
-    assert (plain.files, plain.files_summary) == (None, None)
+    # A claim carries what the files hold; the zip is read when the build is sent.
+    assert (claimed.files, claimed.files_summary) == (None, '{"logs":[]}')
+    assert ledger.files_data(claimed.id) == zipped
+    assert (plain.files_summary, ledger.files_data(plain.id)) == (None, None)
     entry = ledger.entry("a", 1)
     assert entry is not None and entry.files == zipped
     assert ledger.forget("a", 1, NOW)  # the files go with the row
