@@ -147,10 +147,9 @@ class _BoundedBody:
         try:
             while chunk := response.raw.read1(64 * 1024, decode_content=True):
                 size += len(chunk)
-                if cap is not None and size > cap:
+                if cap is not None and size > cap:  # the caller wants no more: no error
                     response.close()
                     chunks.append(chunk)
-                    response.headers["X-Harvester-Cut"] = "true"
                     break
                 if size > self.limit:
                     response.close()
@@ -556,13 +555,12 @@ class JenkinsClient:
         try:
             response = self._capped(job, number, f"{path}?start={limit}", limit)
             size = _text_size(response)
-            if size is None or size < limit:  # the whole log (Jenkins started over from 0)
-                return response.content.decode("utf-8", errors="replace")
-            response = self._capped(job, number, f"{path}?start={size - limit}", 2 * limit)
+            if size is not None and size >= limit:  # else the whole log (Jenkins started at 0)
+                response = self._capped(job, number, f"{path}?start={size - limit}", 2 * limit)
         except JenkinsNotFound:
             return None
-        text = response.content.decode("utf-8", errors="replace")
-        return text[-limit:] if len(text) > limit else text
+        # Cut in bytes, as the limit is: a character cut in two becomes a replacement character.
+        return response.content[-limit:].decode("utf-8", errors="replace")
 
     def _capped(self, job: str, number: int, rest: str, cap: int) -> requests.Response:
         self._bounded.local.cap = cap

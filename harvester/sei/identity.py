@@ -57,10 +57,8 @@ def mangle(name: str) -> str:
     """branch-api's ``NameMangler.apply``: a name that is safe on every file system stays; any
     other is rewritten (separators as ``-``, other characters as ``_`` and hex) with a hash."""
     # Java walks UTF-16 code units: a character outside the BMP counts twice, as there.
-    units = [
-        int.from_bytes(name.encode("utf-16-le")[i : i + 2], "little")
-        for i in range(0, len(name.encode("utf-16-le")), 2)
-    ]
+    encoded = name.encode("utf-16-le")
+    units = [int.from_bytes(encoded[i : i + 2], "little") for i in range(0, len(encoded), 2)]
     if (
         len(units) <= MAX_SAFE_LENGTH
         and units
