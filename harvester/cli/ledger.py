@@ -71,7 +71,13 @@ def cmd_ledger_show(args: argparse.Namespace) -> int:
     ledger = open_ledger(ledger_settings(args), args.controller)
     try:
         entry = entry_of(ledger, args.job, args.build)
-        output.print_entry(entry, ledger.history(entry.id), as_json=args.json, logs=args.logs)
+        output.print_entry(
+            entry,
+            ledger.history(entry.id),
+            as_json=args.json,
+            files=ledger.files_data(entry.id) if entry.files_summary is not None else None,
+            logs=args.logs,
+        )
     finally:
         ledger.close()
     return ExitCode.OK
@@ -103,7 +109,7 @@ def cmd_ledger_retry(args: argparse.Namespace) -> int:
             ids = [entry.id]
         else:
             status = "dead" if args.dead else "pending"
-            ids = [e.id for e in ledger.entries(status=status, job_glob=args.job_glob)]
+            ids = ledger.ids(status, args.job_glob)
         if args.pending:
             count = ledger.make_due(ids, now())
             say(f"{count} pending build(s) due now; the next cycle sends them")

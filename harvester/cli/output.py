@@ -25,7 +25,7 @@ from harvester.collect.report import CollectReport
 from harvester.delivery.deliverer import DeliveryReport
 from harvester.ledger import DeliveryAttempt, JobSummary, LedgerEntry, LedgerStats
 from harvester.sei.plugin import zip_entries, zip_logs
-from harvester.util.timeparse import iso_utc
+from harvester.util.timeparse import age, iso_utc
 
 
 def say(text: str) -> None:
@@ -42,20 +42,7 @@ def complain(text: str) -> None:
 
 def entry_as_json(entry: LedgerEntry) -> dict[str, Any]:
     """The ``ledger list --json`` object (these keys at least)."""
-    return {
-        "controller": entry.controller,
-        "job": entry.job,
-        "build": entry.number,
-        "status": entry.status,
-        "result": entry.result,
-        "attempts": entry.attempts,
-        "started_at": iso_utc(entry.started_at),
-        "collected_at": iso_utc(entry.collected_at),
-        "sent_at": iso_utc(entry.sent_at),
-        "next_attempt_at": iso_utc(entry.next_attempt_at) if entry.status == "pending" else None,
-        "last_error": entry.last_error,
-        "last_http_status": entry.last_http_status,
-    }
+    return entry.as_json()
 
 
 def console(stream: TextIO | None = None) -> Console:
@@ -69,19 +56,6 @@ def print_json(value: Any, stream: TextIO | None = None) -> None:
     out = stream or sys.stdout
     out.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
     out.flush()
-
-
-def _age(moment: datetime | None, now: datetime) -> str:
-    """``45s``, ``12m``, ``3h``, ``9d``: how long ago, in one unit."""
-    if moment is None:
-        return ""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    seconds = max(int((now - moment).total_seconds()), 0)
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def print_entries(
@@ -117,7 +91,7 @@ def print_entries(
             "build": str(entry.number),
             "status": entry.status,
             "result": entry.result or "",
-            "age": _age(entry.started_at, now),
+            "age": age(entry.started_at, now),
             "attempts": str(entry.attempts),
             "started": iso_utc(entry.started_at, "seconds") or "",
             "sent": iso_utc(entry.sent_at, "seconds") or "",
@@ -157,10 +131,7 @@ def print_jobs(jobs: Sequence[JobSummary], *, as_json: bool, now: datetime | Non
                     "job": job.job,
                     "cursor": job.cursor,
                     "cursor_moved_at": iso_utc(job.cursor_moved_at),
-                    "held": [
-                        {"number": h.number, "since": iso_utc(h.since), "reason": h.reason}
-                        for h in job.held
-                    ],
+                    "held": [h.as_json() for h in job.held],
                     "last_collected_at": iso_utc(job.last_collected_at),
                 }
                 for job in jobs
@@ -180,7 +151,7 @@ def print_jobs(jobs: Sequence[JobSummary], *, as_json: bool, now: datetime | Non
             "controller": job.controller,
             "job": job.job,
             "cursor": "" if job.cursor is None else f"#{job.cursor}",
-            "last collected": _age(job.last_collected_at, now)
+            "last collected": age(job.last_collected_at, now)
             + (" ago" if job.last_collected_at else ""),
             "held (why)": "; ".join(
                 f"#{h.number} {' '.join((h.reason or 'no reason recorded').split())}"
@@ -217,25 +188,20 @@ def _widths(columns: list[str], rows: list[list[str]], room: int) -> list[int]:
     return widths
 
 
-def entry_detail(entry: LedgerEntry, history: Sequence[DeliveryAttempt]) -> dict[str, Any]:
+def entry_detail(
+    entry: LedgerEntry, history: Sequence[DeliveryAttempt], files: bytes | None = None
+) -> dict[str, Any]:
+    """The row, its payload and history, and (``files``: the plugin channel's zip) what goes
+    beside the payload."""
     detail = entry_as_json(entry)
     detail["payload"] = json.loads(entry.payload)
-    detail["history"] = [
-        {
-            "attempted_at": iso_utc(attempt.attempted_at),
-            "outcome": attempt.outcome,
-            "http_status": attempt.http_status,
-            "error": attempt.error,
-            "duration_ms": attempt.duration_ms,
-        }
-        for attempt in history
-    ]
+    detail["history"] = [attempt.as_json() for attempt in history]
     if entry.files_summary is not None:
         detail["files"] = {
             **json.loads(entry.files_summary),
             "zip_entries": [
                 {"name": name, "bytes": size}
-                for name, size in (zip_entries(entry.files) if entry.files else [])
+                for name, size in (zip_entries(files) if files else [])
             ],
         }
     return detail
@@ -278,11 +244,12 @@ def print_entry(
     history: Sequence[DeliveryAttempt],
     *,
     as_json: bool,
+    files: bytes | None = None,
     logs: bool = False,
 ) -> None:
-    detail = entry_detail(entry, history)
-    if logs and entry.files:
-        detail["logs"] = zip_logs(entry.files)
+    detail = entry_detail(entry, history, files)
+    if logs and files:
+        detail["logs"] = zip_logs(files)
     if as_json:
         print_json(detail)
         return

@@ -149,9 +149,7 @@ class Deliverer:
 
     def _files(self, entry: LedgerEntry) -> bytes | None:
         """The plugin channel's zip stored with the row, if it has one (read now, not claimed)."""
-        if entry.files is not None or entry.files_summary is None:
-            return entry.files
-        return self.ledger.files_data(entry.id)
+        return None if entry.files_summary is None else self.ledger.files_data(entry.id)
 
     def _probe(self, until: threading.Event | None) -> bool:
         """In an outage: wait for the next probe time (only while collection runs alongside,

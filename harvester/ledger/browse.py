@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import DateTime, case, func, literal, select, tuple_
 
+from harvester.attempt import Outcome
 from harvester.ledger.base import LedgerBase
 from harvester.ledger.records import Row, utc
 from harvester.ledger.schema import (
@@ -19,12 +20,13 @@ from harvester.ledger.schema import (
     HeldBuildRow,
     JobCursorRow,
 )
+from harvester.util.timeparse import iso_utc
 
 # The row without its payload (in build_payloads): a table of 50 rows reads no payload.
 _ROW = select(BUILDS)
 _TIME = DateTime(timezone=True)
-# What a chart's "failed" counts: every answer but a 2xx and the operator's notes.
-_FAILED = ("retry", "throttled", "dead", "credentials", "url")
+# What a chart's "failed" counts: every answer but a 2xx (operator notes are not answers).
+_FAILED = tuple(outcome for outcome in get_args(Outcome) if outcome != "sent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,19 @@ class Held:
     number: int
     since: datetime
     reason: str | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Held:
+        return cls(row.controller, row.job, row.number, utc(row.held_since), row.reason)  # type: ignore[arg-type]
+
+    def as_json(self, timespec: str = "auto") -> dict[str, Any]:
+        return {
+            "controller": self.controller,
+            "job": self.job,
+            "number": self.number,
+            "since": iso_utc(self.since, timespec),
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,16 +114,13 @@ class Browsing(LedgerBase):
         with self._read() as connection:
             return [Row.from_row(found) for found in connection.execute(query)]
 
-    def held_builds(self, *, job: str | None = None, limit: int = 500) -> list[Held]:
-        query = self._scoped(select(HeldBuildRow), HeldBuildRow)
-        if job is not None:
-            query = query.where(HeldBuildRow.job == job)
-        query = query.order_by(HeldBuildRow.held_since, HeldBuildRow.job, HeldBuildRow.number)
+    def held_builds(self, limit: int = 500) -> list[Held]:
+        """The held builds, longest held first (``limit`` of them)."""
+        query = self._scoped(select(HeldBuildRow), HeldBuildRow).order_by(
+            HeldBuildRow.held_since, HeldBuildRow.job, HeldBuildRow.number
+        )
         with self._read() as connection:
-            return [
-                Held(r.controller, r.job, r.number, utc(r.held_since), r.reason)  # type: ignore[arg-type]
-                for r in connection.execute(query.limit(limit))
-            ]
+            return [Held.from_row(r) for r in connection.execute(query.limit(limit))]
 
     def job_names(self) -> list[str]:
         """Every job the ledger follows (it has a cursor or a held build), sorted."""
@@ -136,9 +148,7 @@ class Browsing(LedgerBase):
                 held_query = held_query.where(HeldBuildRow.job.in_(jobs))
             held: dict[tuple[str, str], list[Held]] = {}
             for r in connection.execute(held_query.order_by(HeldBuildRow.number)):
-                held.setdefault((r.controller, r.job), []).append(
-                    Held(r.controller, r.job, r.number, utc(r.held_since), r.reason)  # type: ignore[arg-type]
-                )
+                held.setdefault((r.controller, r.job), []).append(Held.from_row(r))
             collected: dict[tuple[str, str], datetime | None] = {}
             if last_collected:
                 latest = self._scoped(

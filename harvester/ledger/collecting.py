@@ -19,7 +19,12 @@ from harvester.ledger.schema import (
     HeldBuildRow,
     JobCursorRow,
 )
-from harvester.ledger.statements import INSERT_ATTEMPT, INSERT_FILES, INSERT_PAYLOAD
+from harvester.ledger.statements import (
+    INSERT_ATTEMPT,
+    INSERT_FILES,
+    INSERT_PAYLOAD,
+    operator_note,
+)
 from harvester.util.timeparse import to_epoch_ms
 
 
@@ -134,10 +139,10 @@ class Collecting(LedgerBase):
         ]
         if files:
             connection.execute(INSERT_FILES, files)
-        self._carry_forgotten(connection, rows, now)
+        self._carry_forgotten(connection, rows)
         return sum(1 for b in new if b.skipped is None)
 
-    def _carry_forgotten(self, connection: Connection, rows: Sequence[Any], now: datetime) -> None:
+    def _carry_forgotten(self, connection: Connection, rows: Sequence[Any]) -> None:
         """A build collected again after ``ledger forget``: its new history starts with the
         forget, so that an operator's change stays visible in the row."""
         me = self._me
@@ -155,14 +160,7 @@ class Collecting(LedgerBase):
         connection.execute(
             INSERT_ATTEMPT,
             [
-                {
-                    "build_id": by_key[(note.job, note.number)],
-                    "attempted_at": utc(note.forgotten_at),
-                    "outcome": "operator",
-                    "http_status": None,
-                    "error": note.note,
-                    "duration_ms": 0,
-                }
+                operator_note(by_key[(note.job, note.number)], utc(note.forgotten_at), note.note)
                 for note in notes
             ],
         )

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from harvester.attempt import Attempt
+from harvester.util.timeparse import iso_utc
 
 Status = Literal["pending", "sent", "dead", "skipped"]
 STATUSES: tuple[Status, ...] = ("pending", "sent", "dead", "skipped")
@@ -63,6 +64,25 @@ class Row:
     def from_row(cls, row: Any) -> Row:
         return cls(**_row_fields(row))
 
+    def as_json(self, timespec: str = "auto") -> dict[str, Any]:
+        """The row as ``ledger list --json`` and the status page's ``/api`` give it."""
+        return {
+            "controller": self.controller,
+            "job": self.job,
+            "build": self.number,
+            "status": self.status,
+            "result": self.result,
+            "attempts": self.attempts,
+            "started_at": iso_utc(self.started_at, timespec),
+            "collected_at": iso_utc(self.collected_at, timespec),
+            "sent_at": iso_utc(self.sent_at, timespec),
+            "next_attempt_at": iso_utc(self.next_attempt_at, timespec)
+            if self.status == "pending"
+            else None,
+            "last_error": self.last_error,
+            "last_http_status": self.last_http_status,
+        }
+
 
 def _row_fields(row: Any) -> dict[str, Any]:
     return {
@@ -84,20 +104,15 @@ def _row_fields(row: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class LedgerEntry(Row):
-    """A build's row with its payload, and the plugin channel's files when it has any."""
+    """A build's row with its payload, and what the plugin channel's files beside it hold (the
+    zip itself is read on its own: :meth:`Ledger.files_data`)."""
 
     payload: str
-    files: bytes | None = None
     files_summary: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> LedgerEntry:
-        return cls(
-            **_row_fields(row),
-            payload=row.payload,
-            files=getattr(row, "files", None),
-            files_summary=getattr(row, "files_summary", None),
-        )
+        return cls(**_row_fields(row), payload=row.payload, files_summary=row.files_summary)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +124,15 @@ class DeliveryAttempt:
     http_status: int | None
     error: str | None
     duration_ms: int
+
+    def as_json(self, timespec: str = "auto") -> dict[str, Any]:
+        return {
+            "attempted_at": iso_utc(self.attempted_at, timespec),
+            "outcome": self.outcome,
+            "http_status": self.http_status,
+            "error": self.error,
+            "duration_ms": self.duration_ms,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,8 @@ building and keying them on every call, which was most of a delivery's CPU."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import DateTime, bindparam, func, insert, or_, select, update
 
 from harvester.ledger.schema import BUILD_FILES, BUILD_PAYLOADS, BUILDS, DELIVERY_ATTEMPTS
@@ -30,6 +32,20 @@ RECORD_ATTEMPT = (
     )
 )
 INSERT_ATTEMPT = insert(DELIVERY_ATTEMPTS)
+
+
+def operator_note(build_id: int, at: Any, text: str) -> dict[str, Any]:
+    """A row of a build's history that an operator's action wrote (retry, forget)."""
+    return {
+        "build_id": build_id,
+        "attempted_at": at,
+        "outcome": "operator",
+        "http_status": None,
+        "error": text,
+        "duration_ms": 0,
+    }
+
+
 # Narrow: ids only, in the index's order, so the database neither reads nor sorts payloads of
 # rows it does not hand out; the rows claimed are then read by id (CLAIMED_ROWS).
 CLAIM_SELECT = (
@@ -47,27 +63,17 @@ CLAIM_SELECT = (
     .order_by(BUILDS.c.started_at, BUILDS.c.id)
     .limit(bindparam("limit"))
 )
-# A build's row with its payload, and the plugin channel's files when it has any: what
-# LedgerEntry.from_row reads.
+# A build's row with its payload, and what the plugin channel's files hold when it has any (not
+# the zip: up to some MiB, read for one build at a time, FILES_DATA): what LedgerEntry.from_row
+# reads.
 ENTRIES = (
-    select(
-        BUILDS,
-        BUILD_PAYLOADS.c.payload,
-        BUILD_FILES.c.data.label("files"),
-        BUILD_FILES.c.summary.label("files_summary"),
-    )
+    select(BUILDS, BUILD_PAYLOADS.c.payload, BUILD_FILES.c.summary.label("files_summary"))
     .join_from(BUILDS, BUILD_PAYLOADS, BUILD_PAYLOADS.c.build_id == BUILDS.c.id)
     .outerjoin(BUILD_FILES, BUILD_FILES.c.build_id == BUILDS.c.id)
 )
 INSERT_FILES = insert(BUILD_FILES)
-# Claimed rows carry what their files hold but not the zip itself (up to some MiB each): the
-# deliverer reads it for one build at a time, when it sends that build (FILES_DATA).
-CLAIMED_ROWS = (
-    select(BUILDS, BUILD_PAYLOADS.c.payload, BUILD_FILES.c.summary.label("files_summary"))
-    .join_from(BUILDS, BUILD_PAYLOADS, BUILD_PAYLOADS.c.build_id == BUILDS.c.id)
-    .outerjoin(BUILD_FILES, BUILD_FILES.c.build_id == BUILDS.c.id)
-    .where(BUILDS.c.id.in_(bindparam("ids", expanding=True)))
-    .order_by(BUILDS.c.started_at, BUILDS.c.id)
+CLAIMED_ROWS = ENTRIES.where(BUILDS.c.id.in_(bindparam("ids", expanding=True))).order_by(
+    BUILDS.c.started_at, BUILDS.c.id
 )
 FILES_DATA = select(BUILD_FILES.c.data).where(BUILD_FILES.c.build_id == bindparam("row_id"))
 # The body actually sent, when the send-time envelope changed it (recorded with the attempt).

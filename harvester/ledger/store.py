@@ -39,7 +39,7 @@ from harvester.ledger.schema import (
     JobCursorRow,
     NoteRow,
 )
-from harvester.ledger.statements import ENTRIES, INSERT_ATTEMPT
+from harvester.ledger.statements import ENTRIES, INSERT_ATTEMPT, operator_note
 from harvester.util.names import glob_match
 from harvester.util.timeparse import iso_utc
 
@@ -158,6 +158,20 @@ class Ledger(Collecting, Delivering, Replicas, Browsing):
                     break
         return found
 
+    def ids(self, status: str, job_glob: str | None = None) -> list[int]:
+        """The ids of the rows with ``status`` (of the jobs ``job_glob`` matches): what
+        ``ledger retry --dead`` and the status page's "retry every dead build" act on, read
+        without their payloads."""
+        query = self._scoped(select(BuildRow.id, BuildRow.job), BuildRow).where(
+            BuildRow.status == status
+        )
+        with self._read() as connection:
+            return [
+                row_id
+                for row_id, job in connection.execute(query)
+                if job_glob is None or glob_match(job_glob, job)
+            ]
+
     def jobs(self) -> set[str]:
         with self._read() as connection:
             return set(
@@ -223,14 +237,7 @@ class Ledger(Collecting, Delivering, Replicas, Browsing):
                 connection.execute(
                     INSERT_ATTEMPT,
                     [
-                        {
-                            "build_id": row_id,
-                            "attempted_at": now,
-                            "outcome": "operator",
-                            "http_status": None,
-                            "error": f"{by}: dead -> pending, attempts reset",
-                            "duration_ms": 0,
-                        }
+                        operator_note(row_id, now, f"{by}: dead -> pending, attempts reset")
                         for row_id in retried
                     ],
                 )

@@ -54,6 +54,19 @@ def iso_utc(moment: datetime | None, timespec: str = "auto") -> str | None:
     return moment.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
+def age(moment: datetime | None, now: datetime) -> str:
+    """``45s``, ``12m``, ``3h``, ``9d``: how long ago, in one unit ("" for no moment)."""
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:  # as iso_utc: a naive time is UTC
+        moment = moment.replace(tzinfo=UTC)
+    seconds = max(int((now - moment).total_seconds()), 0)
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def retry_after_seconds(value: str | None, cap: float, now: float | None = None) -> float | None:
     """Seconds to wait from an HTTP ``Retry-After`` header (delta-seconds or an HTTP date, from
     ``now``, epoch seconds), at most ``cap``; None when absent or unreadable."""

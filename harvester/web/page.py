@@ -157,7 +157,7 @@ class StatusPage:
         ledger = self.views.ledger
         now = self.clock()
         if path == "/actions/retry-dead":
-            ids = [entry.id for entry in ledger.entries(status="dead")]
+            ids = ledger.ids("dead")
             count = ledger.retry(ids, now, by="status page")
             log.info("status page: %d dead build(s) set back to pending", count)
             return _see("/builds?status=pending")

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from harvester.errors import HarvesterError
-from harvester.ledger import STATUSES, Held, Ledger, LedgerEntry, Row
+from harvester.ledger import Held, Ledger, Row
 from harvester.util.names import glob_match
-from harvester.util.timeparse import iso_utc
+from harvester.util.timeparse import age, iso_utc
 from harvester.web.chart import MINUTES, chart
 
 log = logging.getLogger("harvester.web")
@@ -27,44 +27,12 @@ Live = Callable[[], dict[str, Any]]
 """The running daemon's state: health, role, Jenkins requests in flight, the delivery gate."""
 
 
-def age(moment: datetime | None, now: datetime) -> str:
-    """``45s``, ``12m``, ``3h``, ``9d``: how long ago, in one unit."""
-    if moment is None:
-        return ""
-    seconds = max(int((now - moment).total_seconds()), 0)
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def _row(row: Row | LedgerEntry, now: datetime) -> dict[str, Any]:
-    return {
-        "controller": row.controller,
-        "job": row.job,
-        "number": row.number,
-        "status": row.status,
-        "result": row.result,
-        "attempts": row.attempts,
-        "started_at": iso_utc(row.started_at, "seconds"),
-        "age": age(row.started_at, now),
-        "collected_at": iso_utc(row.collected_at, "seconds"),
-        "sent_at": iso_utc(row.sent_at, "seconds"),
-        "next_attempt_at": iso_utc(row.next_attempt_at, "seconds"),
-        "last_http_status": row.last_http_status,
-        "last_error": row.last_error,
-    }
+def _row(row: Row, now: datetime) -> dict[str, Any]:
+    return {**row.as_json("seconds"), "age": age(row.started_at, now)}
 
 
 def _held(held: Held, now: datetime) -> dict[str, Any]:
-    return {
-        "controller": held.controller,
-        "job": held.job,
-        "number": held.number,
-        "since": iso_utc(held.since, "seconds"),
-        "age": age(held.since, now),
-        "reason": held.reason,
-    }
+    return {**held.as_json("seconds"), "age": age(held.since, now)}
 
 
 class Views:
@@ -142,7 +110,9 @@ class Views:
         return {
             "job": name,
             "cursor": None if summary is None else summary.cursor,
-            "cursor_moved_at": None if summary is None else iso_utc(summary.cursor_moved_at),
+            "cursor_moved_at": None
+            if summary is None
+            else iso_utc(summary.cursor_moved_at, "seconds"),
             "held": [] if summary is None else [_held(h, now) for h in summary.held],
             **self._page(rows, now),
         }
@@ -162,16 +132,7 @@ class Views:
             "files": None if entry.files_summary is None else json.loads(entry.files_summary),
             "payload": payload,
             "payload_text": json.dumps(payload, indent=2, ensure_ascii=False),
-            "history": [
-                {
-                    "attempted_at": iso_utc(a.attempted_at, "seconds"),
-                    "outcome": a.outcome,
-                    "http_status": a.http_status,
-                    "error": a.error,
-                    "duration_ms": a.duration_ms,
-                }
-                for a in self.ledger.history(entry.id)
-            ],
+            "history": [a.as_json("seconds") for a in self.ledger.history(entry.id)],
         }
 
     def search(self, glob: str, number: int | None, after: str | None) -> dict[str, Any]:
@@ -209,16 +170,18 @@ class Views:
         current = now.replace(second=0, microsecond=0)
         window_start = current - timedelta(minutes=MINUTES - 1)
         with self._lock:
-            since = window_start
-            if self._read_until is not None:
-                since = max(window_start, self._read_until - timedelta(minutes=2))
-            fresh = self.ledger.per_minute(since)
+            read_until = self._read_until
+        since = window_start
+        if read_until is not None:
+            since = max(window_start, read_until - timedelta(minutes=2))
+        fresh = self.ledger.per_minute(since)  # no lock held across the database's answer
+        oldest = window_start.strftime("%Y-%m-%d %H:%M")
+        with self._lock:
             self._minutes.update(fresh)
-            self._read_until = current
-            oldest = window_start.strftime("%Y-%m-%d %H:%M")
+            self._read_until = max(current, self._read_until or current)
             for key in [key for key in self._minutes if key < oldest]:
                 del self._minutes[key]
             return dict(self._minutes)
 
 
-__all__ = ["STATUSES", "Views", "age"]
+__all__ = ["Views"]

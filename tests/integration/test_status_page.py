@@ -114,11 +114,13 @@ def test_tables_page_by_key_and_link_to_jobs_and_builds(seeded: Ledger) -> None:
         dead = get(server, "/builds?status=dead").text
         held = get(server, "/held").text
         bad = get(server, "/builds?status=lost")
-    numbers = [row["number"] for row in first["rows"] + second["rows"]]
+    numbers = [row["build"] for row in first["rows"] + second["rows"]]
     assert len(first["rows"]) == 50
     assert second["next"] is None
     assert sorted(numbers) == list(range(1, 61))
     assert numbers[0] == 60  # newest first
+    # A row has the keys `ledger list --json` gives it, and its age.
+    assert set(first["rows"][0]) == {*seeded.entries(limit=1)[0].as_json(), "age"}
     assert 'rel="next"' in html
     assert 'href="/builds/team/app/60"' in html
     assert f'href="/jobs/{job_path(EVIL).replace("&", "&amp;")}"' in dead
@@ -145,7 +147,7 @@ def test_job_build_and_search_views(seeded: Ledger) -> None:
     assert [a["outcome"] for a in build["history"]] == ["dead"]
     assert "&lt;script&gt;" in build_html
     assert "<script>" not in build_html
-    assert [(r["job"], r["number"]) for r in search["rows"]] == [("team/app", 42)]
+    assert [(r["job"], r["build"]) for r in search["rows"]] == [("team/app", 42)]
     assert everything["jobs_matched"] == 1  # only team/app has a cursor or a hold
     assert unknown.status_code == 404
     assert "no build team/app #999" in unknown.text
