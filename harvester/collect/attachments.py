@@ -8,7 +8,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from harvester.jenkins.client import JenkinsClient
@@ -94,7 +94,7 @@ class AttachmentReader:
                 junit, counts = junit_files(
                     report, str(payload.get("job_full_name", job.full_name))
                 )
-                summary["tests"] = {**counts.as_dict(), "files": len(junit)}
+                summary["tests"] = {**asdict(counts), "files": len(junit)}
                 if counts.duplicates:
                     log.info(
                         "%s #%d: %d repeated test(s) sent once",

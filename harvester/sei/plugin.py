@@ -1,11 +1,10 @@
-"""The SEI Jenkins plugin's channel, pure: its endpoint, its payload (the webhook payload under the
-plugin's field names, with each failed node's log named), the multipart request, the zip of logs
+"""The SEI Jenkins plugin's channel, pure: its payload (the webhook payload under the plugin's field
+names, with each failed node's log named), its ``json`` part, the zip of logs
 and JUnit reports, and the conversion of Jenkins' test report to the JUnit XML the receiver reads.
 Data in, bytes out; no I/O, clock or environment (the log names are given, not drawn)."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
@@ -17,8 +16,6 @@ from xml.etree import ElementTree
 
 from harvester.sei.mapping import iso_millis
 
-MULTIPART_PATH = "/v1/generic-requests/multipart"
-CICD_SUFFIX = "/v1/custom-cicd"
 REQUEST_TYPE = "JenkinsPluginJobRunComplete"
 JUNIT_ZIP = "levelops_junit_reports.zip"
 LOG_TAIL_BYTES = 150 * 1024
@@ -35,12 +32,6 @@ FAILED_BUILD_RESULTS = frozenset({"FAILURE", "UNSTABLE", "ABORTED"})
 
 # Jenkins' console notes: ESC[8mha:<base64>ESC[0m, hidden markup a plain-text log may carry.
 _CONSOLE_NOTE = re.compile(r"\x1b\[8mha:[A-Za-z0-9+/=]*\x1b\[0m")
-
-
-def multipart_url(sei_url: str) -> str:
-    """``<base>/v1/generic-requests/multipart``: ``sei.url`` without ``/v1/custom-cicd``."""
-    base = sei_url.rstrip("/")
-    return base.removesuffix(CICD_SUFFIX) + MULTIPART_PATH
 
 
 def strip_notes(text: str) -> str:
@@ -137,29 +128,6 @@ def json_part(payload: Mapping[str, Any], logs: Mapping[str, str]) -> bytes:
     return json.dumps({"request_type": REQUEST_TYPE, "payload": inner}, ensure_ascii=False).encode()
 
 
-def multipart(json_bytes: bytes, zip_bytes: bytes | None, build_number: int) -> tuple[bytes, str]:
-    """The request body and its Content-Type. The boundary is fixed by the content (a retry
-    sends the same bytes), and cannot occur in it."""
-    digest = hashlib.sha1(json_bytes + (zip_bytes or b""), usedforsecurity=False).hexdigest()
-    boundary = f"harvester-{digest[:24]}"
-    while boundary.encode() in json_bytes or (zip_bytes and boundary.encode() in zip_bytes):
-        boundary += "x"
-    parts = [
-        (b'form-data; name="json"; filename="json"', b"application/json", json_bytes),
-    ]
-    if zip_bytes is not None:
-        name = f"complete-data-temp-{build_number}.zip".encode()
-        parts.append(
-            (b'form-data; name="file"; filename="' + name + b'"', b"application/zip", zip_bytes)
-        )
-    body = b"".join(
-        b"--%s\r\nContent-Disposition: %s\r\nContent-Type: %s\r\n\r\n%s\r\n"
-        % (boundary.encode(), disposition, kind, data)
-        for disposition, kind, data in parts
-    )
-    return body + b"--%s--\r\n" % boundary.encode(), f"multipart/form-data; boundary={boundary}"
-
-
 # -- the zip -------------------------------------------------------------------------------------
 
 
@@ -197,16 +165,6 @@ class TestCounts:
     """The first 20 failing tests, ``classname.name``."""
     suites_dropped: list[str] = field(default_factory=list)
     """Suites beyond the size cap, by name: not sent."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "passed": self.passed,
-            "failed": self.failed,
-            "skipped": self.skipped,
-            "duplicates": self.duplicates,
-            "failing": self.failing,
-            "suites_dropped": self.suites_dropped,
-        }
 
 
 def _seconds(value: Any) -> str:

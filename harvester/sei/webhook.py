@@ -35,6 +35,7 @@ RETRY_AFTER_CAP_SECONDS = 3600.0
 BODY_EXCERPT_BYTES = 500
 WRONG_URL_STATUSES = frozenset({404, 405})
 CICD_PATH_SUFFIX = "/v1/custom-cicd"
+PLUGIN_PATH = "/v1/generic-requests/multipart"
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +56,17 @@ DRAIN_BYTES = 64 * 1024
 bytes; read whole, the connection is kept alive for the next POST)."""
 
 
+Part = tuple[str, str, bytes, str]
+"""A part of a multipart request: its field, its filename, its content and its Content-Type."""
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
-    """A body to POST, and its Content-Type."""
+    """What to POST: a JSON body, or (the plugin channel) the parts of a multipart form, which
+    httpx encodes."""
 
-    body: bytes
-    content_type: str = "application/json"
+    body: bytes = b""
+    parts: tuple[Part, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,11 @@ def api_base(url: str) -> str | None:
     return trimmed.removesuffix(CICD_PATH_SUFFIX) if trimmed.endswith(CICD_PATH_SUFFIX) else None
 
 
+def plugin_url(url: str) -> str:
+    """The plugin channel's endpoint: ``<base>/v1/generic-requests/multipart``."""
+    return (api_base(url) or url.rstrip("/")) + PLUGIN_PATH
+
+
 class WebhookClient:
     """A keep-alive httpx client shared by the delivery threads (httpx.Client is thread-safe):
     at most ``max_concurrency`` connections, timeouts on every request, TLS verified, proxies
@@ -113,7 +124,7 @@ class WebhookClient:
     ) -> None:
         # The plugin channel: the SEI Jenkins plugin's multipart request, to its own endpoint.
         self.channel = channel
-        self.url = plugin.multipart_url(url) if channel == "plugin" else url
+        self.url = plugin_url(url) if channel == "plugin" else url
         self._timeout = timeout
         self._client = httpx.Client(
             timeout=timeout,
@@ -138,10 +149,11 @@ class WebhookClient:
         data = json.loads(payload)
         held = json.loads(summary) if summary else {}
         logs = {str(entry["node"]): str(entry["name"]) for entry in held.get("logs", [])}
-        body, content_type = plugin.multipart(
-            plugin.json_part(data, logs), files, int(data["build_number"])
-        )
-        return Request(body, content_type)
+        parts: list[Part] = [("json", "json", plugin.json_part(data, logs), "application/json")]
+        if files is not None:  # SEI drops a part without a filename: both have one
+            name = f"complete-data-temp-{data['build_number']}.zip"
+            parts.append(("file", name, files, "application/zip"))
+        return Request(parts=tuple(parts))
 
     def close(self) -> None:
         self._client.close()
@@ -173,9 +185,15 @@ class WebhookClient:
         """One request. What it means is decided from the status line and headers; of the body,
         only the excerpt a rejection records is read (decoded), within the timeout; the rest is
         drained up to DRAIN_BYTES so the connection can be used again, or dropped."""
-        content = None if request is None else request.body
-        headers = None if request is None else {"Content-Type": request.content_type}
-        with self._client.stream(method, url, content=content, headers=headers) as response:
+        if request is None:
+            streamed = self._client.stream(method, url)
+        elif request.parts:
+            files = {field: (name, data, kind) for field, name, data, kind in request.parts}
+            streamed = self._client.stream(method, url, files=files)
+        else:
+            json_type = {"Content-Type": "application/json"}
+            streamed = self._client.stream(method, url, content=request.body, headers=json_type)
+        with streamed as response:
             rejected = response.status_code >= 400
             limit = BODY_EXCERPT_BYTES if rejected else DRAIN_BYTES
             read = _read_some(response, limit, self._timeout, decoded=rejected)
@@ -326,8 +344,7 @@ class WebhookClient:
         if self.channel == "plugin":
             # A request type the receiver does not know: it answers 400 before storing anything.
             probe = json.dumps({"request_type": "HarvesterCheck", "payload": "{}"}).encode()
-            body, content_type = plugin.multipart(probe, None, 0)
-            response = self._post(Request(body, content_type))
+            response = self._post(Request(parts=(("json", "json", probe, "application/json"),)))
         else:
             response = self._post(Request(b"{}"))
         refusal = self._refusal(response)

@@ -13,7 +13,7 @@ import pytest
 
 from harvester.cli.main import main
 from harvester.demo import PIPELINE, Receiver, SimBuild, SimStage, Simulator
-from harvester.sei.plugin import LOG_TAIL_BYTES, json_part, multipart, pack
+from harvester.sei.plugin import LOG_TAIL_BYTES, json_part, pack
 from tests.helpers import GUID, harvester_for, loopback_config, now_ms
 
 PLUGIN = {"channel": "plugin"}
@@ -251,22 +251,23 @@ def test_the_receiver_rejects_what_sei_rejects(receiver) -> None:
     }
     good = json_part(payload, {})
 
-    def post(body: bytes, content_type: str) -> int:
-        answer = httpx.post(url, content=body, headers={**auth, "Content-Type": content_type})
-        return answer.status_code
+    def post(json_part: bytes, zipped: bytes | None = None, *, filename: bool = True) -> int:
+        files = {"file": ("complete-data-temp-1.zip", zipped, "application/zip")} if zipped else {}
+        if filename:
+            files["json"] = ("json", json_part, "application/json")
+            return httpx.post(url, files=files, headers=auth).status_code
+        # A form field without a filename: SEI drops it, so the request has no json part.
+        return httpx.post(
+            url, data={"json": json_part.decode()}, files=files or {"x": ("x", b"")}, headers=auth
+        ).status_code
 
-    assert post(*multipart(good, None, 1)) == 202
-    # A json part without a filename is dropped by SEI: then there is no json part at all.
-    body, kind = multipart(good, None, 1)
-    assert post(body.replace(b'; filename="json"', b""), kind) == 400
-    entries = [("not-a-uuid", b"log")]
-    assert post(*multipart(good, zip_of(entries), 1)) == 400
-    assert post(*multipart(good, zip_of([("junit.xml", b"x")], nested=True), 1)) == 400
-    assert post(*multipart(good, zip_of([("r.xml", b"<testsuites/>")], nested=True), 1)) == 400
-    named = zip_of([("r.xml", b'<testsuite name="s"/>')], nested=True)
-    assert post(*multipart(good, named, 1)) == 202
-    missing = json_part({**payload, "pipeline": ""}, {})
-    assert post(*multipart(missing, None, 1)) == 400
+    assert post(good) == 202
+    assert post(good, filename=False) == 400
+    assert post(good, zip_of([("not-a-uuid", b"log")])) == 400
+    assert post(good, zip_of([("junit.xml", b"x")], nested=True)) == 400
+    assert post(good, zip_of([("r.xml", b"<testsuites/>")], nested=True)) == 400
+    assert post(good, zip_of([("r.xml", b'<testsuite name="s"/>')], nested=True)) == 202
+    assert post(json_part({**payload, "pipeline": ""}, {})) == 400
     assert receiver.accepted_keys() == [("j", 1), ("j", 1)]
 
 

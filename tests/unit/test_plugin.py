@@ -1,4 +1,4 @@
-"""The plugin channel's pure parts: endpoint, payload, multipart, zip and JUnit conversion."""
+"""The plugin channel's pure parts: endpoint, payload, json part, zip and JUnit conversion."""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ from harvester.sei.plugin import (
     failed_nodes,
     json_part,
     junit_files,
-    multipart,
-    multipart_url,
     pack,
     plugin_payload,
     strip_notes,
 )
+from harvester.sei.webhook import plugin_url
 
 PAYLOAD = {
     "pipeline": "a/mbp",
@@ -52,14 +51,14 @@ PAYLOAD = {
 
 
 def test_endpoint() -> None:
-    assert multipart_url("https://app.harness.io/gratis/sei/api/v1/custom-cicd") == (
+    assert plugin_url("https://app.harness.io/gratis/sei/api/v1/custom-cicd") == (
         "https://app.harness.io/gratis/sei/api/v1/generic-requests/multipart"
     )
-    assert multipart_url("https://sei.example.com/v1/custom-cicd/") == (
+    assert plugin_url("https://sei.example.com/v1/custom-cicd/") == (
         "https://sei.example.com/v1/generic-requests/multipart"
     )
     assert (
-        multipart_url("http://127.0.0.1:9/hook")
+        plugin_url("http://127.0.0.1:9/hook")
         == "http://127.0.0.1:9/hook/v1/generic-requests/multipart"
     )
 
@@ -92,7 +91,7 @@ def test_plugin_payload_names_logs_and_never_a_null_duration() -> None:
     assert json.loads(envelope["payload"])["build_number"] == 7  # a string holding JSON
 
 
-def test_multipart_and_zip_are_the_same_bytes_every_time() -> None:
+def test_the_zip_is_the_same_bytes_every_time() -> None:
     data = pack(
         {"0f8fad5b-d9cb-469f-a165-70867728950e": "log text"},
         [("suite-1.xml", b"<testsuite name='s'/>")],
@@ -110,16 +109,6 @@ def test_multipart_and_zip_are_the_same_bytes_every_time() -> None:
         )
         assert not any(i.is_dir() for i in infos)
     assert pack({}, []) is None
-    body, kind = multipart(b'{"a":1}', data, 7)
-    assert (body, kind) == multipart(b'{"a":1}', data, 7)
-    boundary = kind.split("boundary=")[1]
-    assert body.count(boundary.encode()) == 3
-    assert b'name="json"; filename="json"' in body
-    assert b'name="file"; filename="complete-data-temp-7.zip"' in body
-    assert (
-        b"filename" in multipart(b"{}", None, 1)[0]
-        and b'name="file"' not in multipart(b"{}", None, 1)[0]
-    )
 
 
 def test_junit_conversion_caps_counts_and_names() -> None:
