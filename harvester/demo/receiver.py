@@ -14,7 +14,8 @@ receiver parses it: parts are taken by filename (a part without one is dropped),
 part's ``payload`` is a JSON string, the ``file`` part is a zip whose root entries are logs named by
 UUID and whose ``levelops_junit_reports.zip`` holds JUnit XML files with ``<testsuite>`` roots; an
 unknown ``request_type`` is a 400, and a key without the Admin role (``admin=False``) a 403. Such a
-build is recorded as its payload object, with ``_logs`` and ``_junit`` added.
+build is recorded as its payload object, with ``_logs``, ``_junit`` and ``_file`` (whether a
+``file`` part came) added.
 """
 
 from __future__ import annotations
@@ -198,6 +199,7 @@ def parse_plugin_request(content_type: str, raw: bytes) -> dict[str, Any]:
                     logs[info.filename] = data.decode()
     body["_logs"] = logs
     body["_junit"] = junit
+    body["_file"] = "file" in parts
     return body
 
 

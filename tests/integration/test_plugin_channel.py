@@ -111,7 +111,11 @@ def test_a_long_log_is_read_from_its_end_and_the_outbox_resends_the_same_bytes(
         refused = receiver.received[-1]
         assert refused.answered == "403"
         entry = harvester.ledger.entries()[0]
-        assert "Admin role" in (entry.last_error or "") or first.problem
+        # Like a 401: the cycle's delivery stops, the row stays pending with no attempt spent.
+        assert (entry.status, entry.attempts) == ("pending", 0)
+        assert first.exit_code == 4
+        (refusal,) = [a for a in harvester.ledger.history(entry.id) if a.http_status == 403]
+        assert "needs an API key with the Admin role" in (refusal.error or "")
         receiver.admin = True
         sim.job("team/app").builds[0].logs["8"] = "changed in Jenkins since"
         harvester.gate.first_cycle = True
@@ -209,6 +213,10 @@ def test_a_failed_freestyle_build_sends_its_console_tail_decoded_with_replacemen
     assert failed["job_run"]["stages"] == []
     assert len(failed["_junit"]) == 2
     assert by_number[5]["_logs"] == {} and by_number[5]["_junit"] == []
+    assert (by_number[4]["_file"], by_number[5]["_file"]) == (
+        True,
+        False,
+    )  # a file part only when needed
     assert (sim.counts["log"], sim.counts["tests"]) == (1, 1)
 
 
